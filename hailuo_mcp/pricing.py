@@ -1,0 +1,51 @@
+"""The seed's price table: USD per generation, and the same in PiAPI points."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel
+
+from hailuo_mcp.errors import InputError
+from hailuo_mcp.models import Duration, Resolution, Variant
+
+# (model, duration s, resolution) -> USD; charged on successful completion only.
+PRICES_USD: dict[tuple[str, int, int], Decimal] = {
+    ("v2.3", 6, 768): Decimal("0.23"),
+    ("v2.3", 10, 768): Decimal("0.45"),
+    ("v2.3", 6, 1080): Decimal("0.46"),
+    ("v2.3-fast", 6, 768): Decimal("0.16"),
+    ("v2.3-fast", 10, 768): Decimal("0.26"),
+    ("v2.3-fast", 6, 1080): Decimal("0.26"),
+}
+
+
+class Estimate(BaseModel):
+    """The price of one generation."""
+
+    model: Variant
+    duration: Duration
+    resolution: Resolution
+    usd: float
+    points: int
+    charged_on: str = "successful completion only"
+
+
+def estimate(
+    model: Variant, duration: Duration, resolution: Resolution, *, points_per_usd: int
+) -> Estimate:
+    """Price one generation; an unsupported combination is an InputError naming the rule."""
+    price = PRICES_USD.get((model, duration, resolution))
+    if price is None:
+        if resolution == 1080 and duration == 10:
+            rule = "resolution=1080 with duration=10 is not supported"
+        else:
+            rule = f"no price for model={model}, duration={duration}, resolution={resolution}"
+        raise InputError(rule)
+    return Estimate(
+        model=model,
+        duration=duration,
+        resolution=resolution,
+        usd=float(price),
+        points=int(price * points_per_usd),
+    )
