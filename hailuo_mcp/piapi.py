@@ -313,8 +313,7 @@ class PiAPIClient:
             ) from None
         except httpx.HTTPError as exc:
             raise DownloadError(
-                f"The video download was interrupted after {written} bytes "
-                f"({type(exc).__name__}).",
+                f"The video download was interrupted after {written} bytes ({type(exc).__name__}).",
                 task_id=task_id,
             ) from None
         except OSError as exc:

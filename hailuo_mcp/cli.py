@@ -1,0 +1,99 @@
+"""The command line: `serve` (stdio, the default), `demo`, `emulator`.
+
+Logging goes to stderr, configured here and nowhere else: in stdio mode stdout is the wire.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from hailuo_mcp import __version__
+from hailuo_mcp.config import Settings
+from hailuo_mcp.errors import ConfigurationError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hailuo-mcp",
+        description="MCP server for MiniMax Hailuo video generation through PiAPI.",
+    )
+    parser.add_argument("--version", action="version", version=f"hailuo-mcp {__version__}")
+    commands = parser.add_subparsers(dest="command")
+
+    serve = commands.add_parser("serve", help="run the MCP server (stdio by default)")
+    serve.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP host (streamable-http only)")
+    serve.add_argument("--port", type=int, default=8765, help="HTTP port (streamable-http only)")
+
+    demo = commands.add_parser(
+        "demo", help="generate one video on the built-in PiAPI emulator (no API key needed)"
+    )
+    demo.add_argument("prompt", nargs="?", default="a red fox running through autumn leaves")
+    demo.add_argument("--model", choices=["v2.3", "v2.3-fast"], default="v2.3")
+    demo.add_argument("--duration", type=int, choices=[6, 10], default=6)
+    demo.add_argument("--resolution", type=int, choices=[768, 1080], default=768)
+    demo.add_argument("--image", dest="image_url", default=None, help="image URL or local file")
+    demo.add_argument(
+        "--speed", type=float, default=10.0, help="emulator time factor (10: a 77 s job in ~8 s)"
+    )
+
+    emulator = commands.add_parser("emulator", help="run the PiAPI emulator for development")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8080)
+    emulator.add_argument("--speed", type=float, default=1.0, help="time factor (100 = 100x)")
+    emulator.add_argument(
+        "--api-key", default=None, help="key the emulator expects (default: any non-empty key)"
+    )
+    return parser
+
+
+def _configure_logging() -> None:
+    level = os.environ.get("HAILUO_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # httpx logs every request URL at INFO; keep the log about our tasks.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `hailuo-mcp` console script and `python -m hailuo_mcp`."""
+    args = _parser().parse_args(argv)
+    _configure_logging()
+    command = args.command or "serve"
+    if command == "emulator":
+        from hailuo_mcp.emulator import EmulatorConfig, serve
+
+        serve(args.host, args.port, EmulatorConfig(api_key=args.api_key, speed=args.speed))
+        return 0
+    try:
+        settings = Settings.from_env()
+    except ConfigurationError as exc:
+        logging.getLogger("hailuo_mcp").error("%s", exc.message)
+        return 2
+    if command == "demo":
+        from hailuo_mcp.demo import run_demo
+
+        return run_demo(
+            settings,
+            prompt=args.prompt,
+            model=args.model,
+            duration=args.duration,
+            resolution=args.resolution,
+            image_url=args.image_url,
+            speed=args.speed,
+        )
+    from hailuo_mcp.server import build_server
+
+    server = build_server(settings)
+    if getattr(args, "transport", "stdio") == "streamable-http":
+        server.run("streamable-http", host=args.host, port=args.port)
+    else:
+        server.run()
+    return 0

@@ -1,0 +1,69 @@
+"""What the tools answer: pydantic models that give each tool its output schema."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from hailuo_mcp.models import TaskStatus
+
+
+class VideoResult(BaseModel):
+    """What a tool answers about one task."""
+
+    task_id: str = Field(description="PiAPI task id; pass it to get_task to check again")
+    status: TaskStatus = Field(description="pending, processing, completed, failed, ...")
+    done: bool = Field(description="True when the video is saved (or the task ended)")
+    video_path: str | None = Field(default=None, description="The saved MP4 on this machine")
+    video_url: str | None = Field(
+        default=None, description="PiAPI's output URL (ephemeral: it expires)"
+    )
+    model: str | None = None
+    duration: int | None = None
+    resolution: int | None = None
+    prompt: str | None = None
+    cost_usd: float | None = Field(
+        default=None, description="Price of the task; charged on successful completion only"
+    )
+    charged: bool = Field(default=False, description="True once PiAPI consumed the credits")
+    waited_seconds: float = Field(default=0.0, description="How long this call waited")
+    generation_seconds: float | None = Field(
+        default=None, description="Upstream time from start to end of generation"
+    )
+    created_at: str | None = Field(default=None, description="When the task was recorded (UTC)")
+    next_step: str = Field(description="What to do next, in one sentence")
+
+
+class TaskSummary(BaseModel):
+    """One task of the ledger, as list_tasks shows it."""
+
+    task_id: str
+    status: TaskStatus
+    created_at: str = Field(description="When the task was recorded (UTC)")
+    prompt: str | None = None
+    model: str | None = None
+    duration: int | None = None
+    resolution: int | None = None
+    cost_usd: float | None = None
+    video_path: str | None = None
+    video_url: str | None = None
+    error: str | None = None
+
+
+class TaskList(BaseModel):
+    """Recent tasks, newest first."""
+
+    tasks: list[TaskSummary]
+    count: int = Field(description="How many tasks are listed")
+
+
+class ErrorInfo(BaseModel):
+    """The structured part of an error result."""
+
+    error_kind: str = Field(description="What went wrong, as one word")
+    message: str
+    task_id: str | None = Field(
+        default=None, description="The PiAPI task this concerns, when one exists"
+    )
+    status: str | None = None
+    video_url: str | None = None
+    video_path: str | None = None
