@@ -116,7 +116,7 @@ def progress_percent(elapsed: float, expected_s: float) -> float:
     """A smooth percentage for progress notifications, approaching but never reaching 100."""
     share = elapsed / expected_s if expected_s > 0 else 1.0
     if share < 0.9:
-        return round(share * 100, 2)
+        return share * 100
     # Past 90 % slow down asymptotically: a late task still shows movement.
     overdue = share - 0.9
-    return round(90 + 9.9 * (1 - 1 / (1 + 2 * overdue)), 2)
+    return 90 + 9.9 * (1 - 1 / (1 + 2 * overdue))
