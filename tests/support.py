@@ -1,0 +1,40 @@
+"""Helpers shared by test files: settings aimed at an emulator, and images made in memory."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from hailuo_mcp.config import Settings
+from hailuo_mcp.emulator import Emulator
+
+KEY = "sk-test-7f3a9c1e5b2d4a6f8e0c"
+
+
+def make_settings(emulator: Emulator, tmp_path: Path, **env: str) -> Settings:
+    """Settings aimed at `emulator`, with the ledger and videos under `tmp_path`.
+
+    HAILUO_EXPECTED_SECONDS is 77 s divided by the emulator's speed, as the demo does.
+    """
+    speed = emulator.config.speed
+    values = {
+        "PIAPI_API_KEY": KEY,
+        "PIAPI_BASE_URL": emulator.url,
+        "PIAPI_UPLOAD_URL": emulator.upload_url,
+        "HAILUO_OUTPUT_DIR": str(tmp_path / "videos"),
+        "HAILUO_STATE_DIR": str(tmp_path / "state"),
+        "HAILUO_EXPECTED_SECONDS": str(77 / speed),
+        "HAILUO_WAIT_SECONDS": "20",
+        "HAILUO_IMAGE_DIRS": str(tmp_path),
+    }
+    values.update(env)
+    return Settings.from_env(values)
+
+
+def sample_png(width: int, height: int) -> bytes:
+    """A real PNG of the given size."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 80, 40)).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,378 @@
+"""The four tools through a real in-process MCP client, against the emulator on loopback."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from mcp import Client
+from mcp.types import CallToolResult, ResourceLink, TextContent
+
+from hailuo_mcp.config import Settings
+from hailuo_mcp.emulator import Emulator, EmulatorConfig, Fault, running_emulator
+from hailuo_mcp.ledger import open_ledger_sync
+from hailuo_mcp.server import build_server
+from tests.support import KEY, make_settings, sample_png
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with running_emulator(EmulatorConfig(api_key=KEY, speed=100, seed=7)) as emu:
+        yield emu
+
+
+@pytest.fixture
+def settings(emulator: Emulator, tmp_path: Path) -> Settings:
+    return make_settings(emulator, tmp_path)
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[Client]:
+    async with Client(build_server(settings)) as c:
+        yield c
+
+
+def text_of(result: CallToolResult) -> str:
+    return " ".join(b.text for b in result.content if isinstance(b, TextContent))
+
+
+def ledger_rows(settings: Settings) -> list[dict[str, Any]]:
+    with open_ledger_sync(settings.ledger_path) as conn:
+        return [dict(r) for r in conn.execute("SELECT * FROM tasks ORDER BY created_at")]
+
+
+async def test_text_to_video_saves_a_playable_mp4_and_reports_progress(
+    client: Client, emulator: Emulator, settings: Settings
+) -> None:
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
+
+    with anyio.fail_after(30):
+        result = await client.call_tool(
+            "generate_video", {"prompt": "autumn wind"}, progress_callback=on_progress
+        )
+    assert not result.is_error, text_of(result)
+    data = result.structured_content or {}
+    assert data["status"] == "completed" and data["done"] is True
+    video = Path(data["video_path"])
+    assert video.parent == settings.output_dir and video.is_file()
+    assert video.read_bytes()[4:8] == b"ftyp"  # an MP4 container
+    assert data["cost_usd"] == 0.23 and data["charged"] is True
+    assert data["video_url"].startswith(emulator.url)
+    links = [b for b in result.content if isinstance(b, ResourceLink)]
+    assert links and links[0].uri == video.as_uri() and links[0].mime_type == "video/mp4"
+    assert emulator.creates() == 1
+    progress = [p for p, _, _ in seen]
+    assert progress == sorted(progress) and len(set(progress)) == len(progress)
+    assert any("processing" in (m or "") for _, _, m in seen)
+    assert progress[-1] == 100.0
+    (row,) = ledger_rows(settings)
+    assert (row["task_id"], row["status"], row["video_path"]) == (
+        data["task_id"],
+        "completed",
+        str(video),
+    )
+
+
+async def test_the_upstream_request_follows_the_contract(
+    client: Client, emulator: Emulator
+) -> None:
+    result = await client.call_tool(
+        "generate_video",
+        {"prompt": "neon city", "duration": 10, "expand_prompt": False, "wait_seconds": 0},
+    )
+    task = emulator.task((result.structured_content or {})["task_id"])
+    assert task["model"] == "hailuo" and task["task_type"] == "video_generation"
+    assert task["input"]["model"] == "v2.3"
+    assert (task["input"]["duration"], task["input"]["resolution"]) == (10, 768)
+    assert task["input"]["expand_prompt"] is False
+    assert task["config"]["service_mode"] == "public"
+
+
+async def test_image_to_video_passes_the_image_url_upstream(
+    client: Client, emulator: Emulator
+) -> None:
+    png = sample_png(640, 480)
+    upload = httpx.post(
+        emulator.upload_url,
+        json={"file_name": "first.png", "file_data": base64.b64encode(png).decode()},
+        headers={"x-api-key": KEY},
+    )
+    image_url = upload.json()["data"]["url"]
+    with anyio.fail_after(30):
+        result = await client.call_tool(
+            "generate_video",
+            {"prompt": "the cat wakes up", "model": "v2.3-fast", "image_url": image_url},
+        )
+    assert not result.is_error, text_of(result)
+    data = result.structured_content or {}
+    assert data["status"] == "completed" and data["cost_usd"] == 0.16
+    assert emulator.task(data["task_id"])["input"]["image_url"] == image_url
+
+
+async def test_an_upstream_failure_is_an_error_naming_the_task_and_the_reason(
+    client: Client, emulator: Emulator, settings: Settings
+) -> None:
+    emulator.fail_next_tasks(1, code=2013, message="content policy violation")
+    with anyio.fail_after(30):
+        result = await client.call_tool("generate_video", {"prompt": "something"})
+    assert result.is_error
+    data = result.structured_content or {}
+    task_id = data["task_id"]
+    assert task_id in text_of(result) and "content policy violation" in text_of(result)
+    assert data["error_kind"] == "task_failed" and data["status"] == "failed"
+    assert "Nothing was charged" in text_of(result)
+    (row,) = ledger_rows(settings)
+    assert (row["task_id"], row["status"]) == (task_id, "failed")
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        [Fault("get", "status", times=2, status=429, retry_after=0.05)],
+        [Fault("get", "status", times=2, status=429)],
+        [Fault("get", "status", status=500), Fault("get", "status", status=502)],
+        [Fault("get", "malformed", times=2)],
+        [Fault("get", "status", status=503)],
+    ],
+    ids=["429-retry-after", "429-bare", "500-502", "malformed", "503"],
+)
+async def test_passing_faults_while_polling_are_retried_and_the_video_still_arrives(
+    client: Client, emulator: Emulator, faults: list[Fault]
+) -> None:
+    for fault in faults:
+        emulator.add_fault(fault)
+    with anyio.fail_after(30):
+        result = await client.call_tool("generate_video", {"prompt": "storm at sea"})
+    assert not result.is_error, text_of(result)
+    assert (result.structured_content or {})["status"] == "completed"
+    assert emulator.creates() == 1
+
+
+async def test_a_spent_wait_budget_hands_back_the_task_id_and_get_task_finishes_it(
+    client: Client, emulator: Emulator, settings: Settings
+) -> None:
+    first = await client.call_tool("generate_video", {"prompt": "slow sunrise", "wait_seconds": 0})
+    assert not first.is_error, text_of(first)
+    data = first.structured_content or {}
+    assert data["done"] is False and data["status"] in {"pending", "processing"}
+    assert "get_task" in data["next_step"] and data["task_id"] in data["next_step"]
+    with anyio.fail_after(30):
+        second = await client.call_tool(
+            "get_task", {"task_id": data["task_id"], "wait_seconds": 20}
+        )
+    assert not second.is_error, text_of(second)
+    done = second.structured_content or {}
+    assert done["status"] == "completed" and Path(done["video_path"]).is_file()
+    assert emulator.creates() == 1
+
+
+async def test_a_task_left_unwatched_is_still_saved_in_the_background(
+    client: Client, emulator: Emulator, settings: Settings
+) -> None:
+    first = await client.call_tool("generate_video", {"prompt": "tide", "wait_seconds": 0})
+    task_id = (first.structured_content or {})["task_id"]
+    with anyio.fail_after(30):
+        while not any(r["video_path"] for r in ledger_rows(settings)):
+            await anyio.sleep(0.05)
+    (row,) = ledger_rows(settings)
+    assert row["task_id"] == task_id and Path(row["video_path"]).is_file()
+
+
+async def test_cancelling_the_call_stops_polling_and_keeps_the_task(
+    client: Client, emulator: Emulator, settings: Settings
+) -> None:
+    emulator.stick_next_tasks(1)
+    started = anyio.Event()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        if "processing" in (message or ""):
+            started.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(
+            lambda: client.call_tool(
+                "generate_video", {"prompt": "never ends"}, progress_callback=on_progress
+            )
+        )
+        with anyio.fail_after(10):
+            await started.wait()
+        group.cancel_scope.cancel()
+    (row,) = ledger_rows(settings)
+    gets_after_cancel = emulator.gets(row["task_id"])
+    await anyio.sleep(0.3)  # several dense poll intervals at this time scale
+    assert emulator.gets(row["task_id"]) == gets_after_cancel
+    listed = await client.call_tool("list_tasks", {})
+    assert row["task_id"] in text_of(listed)
+
+
+async def test_an_unknown_task_id_is_a_clear_error(client: Client) -> None:
+    result = await client.call_tool("get_task", {"task_id": "00000000-0000-4000-8000-000000000000"})
+    assert result.is_error
+    assert "no such task" in text_of(result)
+    assert (result.structured_content or {})["task_id"] == "00000000-0000-4000-8000-000000000000"
+
+
+async def test_a_path_like_task_id_is_refused_before_any_upstream_call(
+    client: Client, emulator: Emulator
+) -> None:
+    result = await client.call_tool("get_task", {"task_id": "../../etc/passwd"})
+    assert result.is_error and "task_id" in text_of(result)
+    assert emulator.gets() == 0
+
+
+async def test_get_task_adopts_a_task_created_elsewhere(
+    client: Client, emulator: Emulator, settings: Settings
+) -> None:
+    created = httpx.post(
+        f"{emulator.url}/api/v1/task",
+        json={"model": "hailuo", "task_type": "video_generation", "input": {"prompt": "x"}},
+        headers={"x-api-key": KEY},
+    ).json()["data"]
+    with anyio.fail_after(30):
+        result = await client.call_tool(
+            "get_task", {"task_id": created["task_id"], "wait_seconds": 20}
+        )
+    assert not result.is_error, text_of(result)
+    (row,) = ledger_rows(settings)
+    assert (row["task_id"], row["origin"], row["prompt"]) == (created["task_id"], "imported", "x")
+    assert Path(row["video_path"]).is_file()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        ({"prompt": "a" * 2001}, "prompt"),
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "x", "duration": 7}, "duration"),
+        ({"prompt": "x", "resolution": 720}, "resolution"),
+        ({"prompt": "x", "duration": 10, "resolution": 1080}, "resolution=1080 with duration=10"),
+        ({"prompt": "x", "model": "v2.3-fast"}, "image_url"),
+        ({"prompt": "x", "model": "v9"}, "model"),
+        ({"prompt": "nul \x00 inside"}, "prompt"),
+        ({"prompt": "x", "wait_seconds": -1}, "wait_seconds"),
+        ({"prompt": "x", "image_url": "ftp://example.com/a.png"}, "image_url"),
+    ],
+)
+async def test_invalid_arguments_are_refused_naming_the_field_and_nothing_is_created(
+    client: Client, emulator: Emulator, arguments: dict[str, Any], named: str
+) -> None:
+    result = await client.call_tool("generate_video", arguments)
+    assert result.is_error
+    assert named in text_of(result)
+    assert emulator.creates() == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "words"),
+    [
+        (401, "authentication", "PIAPI_API_KEY"),
+        (402, "insufficient_credits", "credits"),
+        (429, "rate_limited", "rate limiting"),
+        (500, "upstream_unavailable", "server error"),
+        (502, "upstream_unavailable", "server error"),
+    ],
+)
+async def test_a_refused_create_is_reported_and_never_retried(
+    client: Client, emulator: Emulator, status: int, kind: str, words: str
+) -> None:
+    emulator.add_fault(Fault("create", "status", status=status, retry_after=1))
+    result = await client.call_tool("generate_video", {"prompt": "x"})
+    assert result.is_error
+    assert (result.structured_content or {})["error_kind"] == kind
+    assert words in text_of(result)
+    assert emulator.creates() == 1
+
+
+@pytest.mark.parametrize("kind", ["drop_after_record", "malformed"])
+async def test_an_ambiguous_create_is_reported_not_retried(
+    client: Client, emulator: Emulator, settings: Settings, kind: str
+) -> None:
+    emulator.add_fault(Fault("create", kind))  # type: ignore[arg-type]
+    result = await client.call_tool("generate_video", {"prompt": "x"})
+    assert result.is_error
+    assert (result.structured_content or {})["error_kind"] == "ambiguous_create"
+    assert "NOT" in text_of(result) and "task history" in text_of(result)
+    assert emulator.creates() == 1
+    with open_ledger_sync(settings.ledger_path) as conn:
+        outcomes = [r[0] for r in conn.execute("SELECT outcome FROM create_attempts")]
+    assert outcomes == ["ambiguous_create"]
+
+
+async def test_without_a_key_tools_that_need_it_say_how_to_set_it(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    settings = make_settings(emulator, tmp_path).model_copy(update={"api_key": None})
+    async with Client(build_server(settings)) as c:
+        result = await c.call_tool("generate_video", {"prompt": "x"})
+        price = await c.call_tool("estimate_cost", {"model": "v2.3", "duration": 6})
+    assert result.is_error and "PIAPI_API_KEY" in text_of(result)
+    assert emulator.creates() == 0
+    assert not price.is_error and (price.structured_content or {})["usd"] == 0.23
+
+
+@pytest.mark.parametrize(
+    ("model", "duration", "resolution", "usd"),
+    [
+        ("v2.3", 6, 768, 0.23),
+        ("v2.3", 10, 768, 0.45),
+        ("v2.3", 6, 1080, 0.46),
+        ("v2.3-fast", 6, 768, 0.16),
+        ("v2.3-fast", 10, 768, 0.26),
+        ("v2.3-fast", 6, 1080, 0.26),
+    ],
+)
+async def test_estimate_cost_gives_the_seed_prices(
+    client: Client, model: str, duration: int, resolution: int, usd: float
+) -> None:
+    result = await client.call_tool(
+        "estimate_cost", {"model": model, "duration": duration, "resolution": resolution}
+    )
+    data = result.structured_content or {}
+    assert (data["usd"], data["points"]) == (usd, round(usd * 10_000_000))
+
+
+async def test_estimate_cost_refuses_1080p_for_10_seconds_naming_the_rule(client: Client) -> None:
+    result = await client.call_tool(
+        "estimate_cost", {"model": "v2.3", "duration": 10, "resolution": 1080}
+    )
+    assert result.is_error and "1080 with duration=10 is not supported" in text_of(result)
+
+
+async def test_list_tasks_shows_newest_first_and_filters_by_status(
+    client: Client, emulator: Emulator
+) -> None:
+    ids = []
+    for prompt in ("one", "two", "three"):
+        result = await client.call_tool("generate_video", {"prompt": prompt, "wait_seconds": 0})
+        ids.append((result.structured_content or {})["task_id"])
+    listed = (await client.call_tool("list_tasks", {"limit": 2})).structured_content or {}
+    assert [t["task_id"] for t in listed["tasks"]] == [ids[2], ids[1]]
+    failed = await client.call_tool("list_tasks", {"status": "failed"})
+    assert (failed.structured_content or {})["count"] == 0
+
+
+async def test_tools_describe_themselves_for_an_assistant(client: Client) -> None:
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert set(tools) == {"generate_video", "get_task", "estimate_cost", "list_tasks"}
+    generate = tools["generate_video"]
+    assert generate.annotations and generate.annotations.open_world_hint is True
+    assert generate.annotations.idempotent_hint is False
+    for name in ("get_task", "estimate_cost", "list_tasks"):
+        annotations = tools[name].annotations
+        assert annotations and annotations.read_only_hint is True
+    props = generate.input_schema["properties"]
+    assert props["prompt"]["maxLength"] == 2000
+    assert props["duration"]["enum"] == [6, 10] and props["resolution"]["enum"] == [768, 1080]
+    assert props["model"]["enum"] == ["v2.3", "v2.3-fast"]
+    for tool in tools.values():
+        assert tool.output_schema is not None and tool.description
