@@ -66,6 +66,7 @@ class Api:
         authenticate: bool = True,
     ) -> Response:
         """Apply faults and auth around ``handler`` and log the outcome."""
+        self.state.count_request(route, task_id)
         exchange = Exchange(route, self.state.take_fault(route), task_id)
         response, answered = await self._answer(request, exchange, handler, authenticate)
         self.state.log(

@@ -8,7 +8,9 @@ stops with the server and nothing runs at import time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import ssl
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,6 +27,13 @@ TICK_S = 0.02
 UPLOADS_PATH = "/ephemeral/uploads/"
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA bundle costs tens of milliseconds; pay it once per process, on first use,
+    # not once per emulator (tests start hundreds).
+    return ssl.create_default_context()
+
+
 class Background:
     """The ticker, the outgoing HTTP client and the tasks spawned by requests."""
 
@@ -35,21 +44,30 @@ class Background:
 
     @asynccontextmanager
     async def lifespan(self, app: object) -> AsyncIterator[None]:
-        """Run the ticker and own the HTTP client for as long as the server runs."""
-        # trust_env=False: a proxy from the environment must never sit between the
-        # emulator and loopback webhooks or images.
-        async with httpx.AsyncClient(trust_env=False, follow_redirects=True) as client:
-            self._client = client
-            ticker = asyncio.create_task(self._tick_forever(), name="emulator-ticker")
-            try:
-                yield
-            finally:
-                ticker.cancel()
-                pending = [ticker, *self._tasks]
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
+        """Run the ticker for as long as the server runs; close the HTTP client after."""
+        ticker = asyncio.create_task(self._tick_forever(), name="emulator-ticker")
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            pending = [ticker, *self._tasks]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            if self._client is not None:
+                await self._client.aclose()
                 self._client = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The outgoing HTTP client, made on first use."""
+        if self._client is None:
+            # trust_env=False: a proxy from the environment must never sit between the
+            # emulator and loopback webhooks or images.
+            self._client = httpx.AsyncClient(
+                verify=_tls_context(), trust_env=False, follow_redirects=True
+            )
+        return self._client
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the background, keeping a reference so it is not collected."""
@@ -71,8 +89,7 @@ class Background:
     async def _deliver(self, due: DueWebhook) -> None:
         status: int | None = None
         try:
-            assert self._client is not None
-            status = await deliver(self._client, due, self.state.config.webhook_timeout_s)
+            status = await deliver(self.client, due, self.state.config.webhook_timeout_s)
         finally:
             # Also on cancellation, so a delivery never stays "in flight" forever.
             self.state.webhook_result(due, status)
@@ -83,9 +100,8 @@ class Background:
         try:
             data: bytes | str | None = self._own_upload(url)
             if data is None:
-                assert self._client is not None
                 data = await asyncio.wait_for(
-                    fetch_image(self._client, url), self.state.config.image_fetch_timeout_s
+                    fetch_image(self.client, url), self.state.config.image_fetch_timeout_s
                 )
             if isinstance(data, str):
                 verdict = data

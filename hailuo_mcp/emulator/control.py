@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -19,6 +20,7 @@ from hailuo_mcp.emulator.tasks import FailSpec
 logger = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
+POLL_S = 0.002
 
 
 class Emulator:
@@ -116,6 +118,37 @@ class Emulator:
         if task is None:
             raise KeyError(task_id)
         return task
+
+    def wait_for_status(self, task_id: str, *statuses: str, timeout: float = 5.0) -> dict[str, Any]:
+        """Block until the task's status is one of ``statuses`` (default: terminal).
+
+        Useful where real work happens off the clock (image checks), or with a fast clock.
+
+        Raises:
+            TimeoutError: the status was not reached within ``timeout`` real seconds.
+        """
+        wanted = set(statuses or ("completed", "failed"))
+        deadline = time.monotonic() + timeout
+        while True:
+            task = self.task(task_id)
+            if task["status"] in wanted:
+                return task
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"task {task_id} is {task['status']}, not {sorted(wanted)}")
+            time.sleep(POLL_S)
+
+    def wait_for_deliveries(self, count: int, timeout: float = 5.0) -> list[WebhookDelivery]:
+        """Block until at least ``count`` webhook attempts were made; return them all.
+
+        Raises:
+            TimeoutError: fewer attempts were made within ``timeout`` real seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while len(deliveries := self.webhook_deliveries) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(deliveries)} webhook attempts, expected {count}")
+            time.sleep(POLL_S)
+        return deliveries
 
     def task_ids(self) -> list[str]:
         """Ids of every recorded task, oldest first."""

@@ -277,14 +277,18 @@ class State:
 
     # Request log
 
+    def count_request(self, route: str, task_id: str | None) -> None:
+        """Count a request on arrival, so hung and dropped requests count too."""
+        with self._lock:
+            if route == "create":
+                self._creates += 1
+            elif route == "get" and task_id is not None:
+                self._gets[task_id] += 1
+
     def log(self, entry: LogEntry) -> None:
-        """Append one request to the log and its counters."""
+        """Append one finished exchange to the request log."""
         with self._lock:
             self._log.append(entry)
-            if entry.route == "create":
-                self._creates += 1
-            elif entry.route == "get" and entry.task_id is not None:
-                self._gets[entry.task_id] += 1
 
     def log_entries(self) -> list[LogEntry]:
         """A copy of the request log."""
