@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
@@ -118,6 +118,21 @@ class Emulator:
         if task is None:
             raise KeyError(task_id)
         return task
+
+    def wait_until(self, predicate: Callable[[], object], timeout: float = 5.0) -> None:
+        """Block until ``predicate()`` is true, polling every 2 ms.
+
+        For events that happen off the emulated clock (the server noticing a client left,
+        an image check, a webhook answer).
+
+        Raises:
+            TimeoutError: still false after ``timeout`` real seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"condition not met within {timeout} s")
+            time.sleep(POLL_S)
 
     def wait_for_status(self, task_id: str, *statuses: str, timeout: float = 5.0) -> dict[str, Any]:
         """Block until the task's status is one of ``statuses`` (default: terminal).
