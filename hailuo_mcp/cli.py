@@ -51,8 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging() -> None:
-    level = os.environ.get("HAILUO_LOG_LEVEL", "INFO").upper()
+def _configure_logging(default_level: str) -> None:
+    level = os.environ.get("HAILUO_LOG_LEVEL", default_level).upper()
     logging.basicConfig(
         stream=sys.stderr,
         level=getattr(logging, level, logging.INFO),
@@ -60,13 +60,15 @@ def _configure_logging() -> None:
     )
     # httpx logs every request URL at INFO; keep the log about our tasks.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn").setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hailuo-mcp` console script and `python -m hailuo_mcp`."""
     args = _parser().parse_args(argv)
-    _configure_logging()
     command = args.command or "serve"
+    # The demo draws a progress line on the terminal: only warnings should interrupt it.
+    _configure_logging("WARNING" if command == "demo" else "INFO")
     if command == "emulator":
         from hailuo_mcp.emulator import EmulatorConfig, serve
 
