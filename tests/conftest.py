@@ -1,20 +1,23 @@
 """Shared fixtures.
 
 Emulator fixtures: ``emulator_config`` (override it in a module for other settings),
-``emulator`` (a running ``Emulator``) and ``emulator_client`` (an ``httpx.Client`` with the
-key). The default clock is frozen (speed 1e-6): time moves only through ``emulator.advance``,
-and every task queues 1 s and generates 76 s, like the seed's task.
+``emulator`` (a running ``Emulator``), ``emulator_client`` (an ``httpx.Client`` with the
+key) and ``serve_app`` (serve any ASGI app on loopback: webhook receivers, image hosts).
+The default clock is frozen (speed 1e-6): time moves only through ``emulator.advance``, and
+every task queues 1 s and generates 76 s, like the seed's task.
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from starlette.types import ASGIApp
 
 from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
+from hailuo_mcp.emulator.runner import ServerThread, bind_socket
 
 EMULATOR_KEY = "test-key"
 
@@ -49,3 +52,20 @@ def emulator_client(emulator: Emulator, tls_context: ssl.SSLContext) -> Iterator
         verify=tls_context,
     ) as client:
         yield client
+
+
+@pytest.fixture
+def serve_app() -> Iterator[Callable[[ASGIApp], str]]:
+    """Serve ASGI apps on random loopback ports until the test ends; returns each base URL."""
+    servers: list[ServerThread] = []
+
+    def serve(app: ASGIApp) -> str:
+        sock = bind_socket("127.0.0.1", 0)
+        server = ServerThread(app, sock, lambda: None)
+        server.start()
+        servers.append(server)
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    yield serve
+    for server in servers:
+        server.stop()
