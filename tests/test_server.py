@@ -376,3 +376,25 @@ async def test_tools_describe_themselves_for_an_assistant(client: Client) -> Non
     assert props["model"]["enum"] == ["v2.3", "v2.3-fast"]
     for tool in tools.values():
         assert tool.output_schema is not None and tool.description
+
+
+async def test_progress_keeps_coming_between_polls(emulator: Emulator, tmp_path: Path) -> None:
+    # A 77 s schedule against a fast emulator: the first poll is 2.3 s away, well past the
+    # 0.6 s wait, so every notification here is a heartbeat between polls.
+    settings = make_settings(emulator, tmp_path, HAILUO_EXPECTED_SECONDS="77").model_copy(
+        update={"progress_interval": 0.05}
+    )
+    seen: list[float] = []
+    gets_meanwhile: set[int] = set()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(progress)
+        gets_meanwhile.add(emulator.gets())
+
+    async with Client(build_server(settings)) as c:
+        result = await c.call_tool(
+            "generate_video", {"prompt": "x", "wait_seconds": 0.6}, progress_callback=on_progress
+        )
+    assert not result.is_error
+    assert gets_meanwhile == {0}
+    assert len(seen) >= 5 and seen == sorted(seen)

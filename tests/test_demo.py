@@ -1,0 +1,58 @@
+"""The keyless paths: `hailuo-mcp demo` and HAILUO_DEMO=1 for the server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+
+from hailuo_mcp.config import Settings
+from hailuo_mcp.server import build_server
+
+
+def test_the_demo_command_leaves_a_playable_mp4_on_disk(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "HAILUO_OUTPUT_DIR": str(tmp_path / "videos"),
+        "HAILUO_STATE_DIR": str(tmp_path / "state"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "hailuo_mcp", "demo", "a paper boat", "--speed", "100"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    saved = [line for line in done.stdout.decode().splitlines() if line.startswith("Saved: ")]
+    assert len(saved) == 1
+    video = Path(saved[0].removeprefix("Saved: "))
+    assert video.parent == tmp_path / "videos"
+    data = video.read_bytes()
+    assert data[4:8] == b"ftyp" and b"moov" in data and len(data) > 10_000
+    assert (tmp_path / "state" / "demo" / "tasks.sqlite3").is_file()
+    assert not (tmp_path / "state" / "tasks.sqlite3").exists()  # the real ledger is untouched
+
+
+@pytest.mark.anyio
+async def test_the_server_in_demo_mode_needs_no_key(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "HAILUO_DEMO": "1",
+            "HAILUO_DEMO_SPEED": "100",
+            "HAILUO_OUTPUT_DIR": str(tmp_path / "videos"),
+            "HAILUO_STATE_DIR": str(tmp_path / "state"),
+        }
+    )
+    assert settings.api_key is None
+    async with Client(build_server(settings)) as client:
+        with anyio.fail_after(30):
+            result = await client.call_tool("generate_video", {"prompt": "origami crane"})
+    assert not result.is_error
+    assert Path((result.structured_content or {})["video_path"]).is_file()
