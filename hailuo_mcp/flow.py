@@ -138,16 +138,22 @@ class VideoService:
             request.resolution,
         )
         budget = self._settings.wait_seconds if wait_seconds is None else wait_seconds
+        return await self._follow_guarded(task, budget, progress, created_here=True)
+
+    async def _follow_guarded(
+        self, task: Task, budget: float, progress: ProgressFn, *, created_here: bool
+    ) -> VideoResult:
+        """Follow a task; whatever goes wrong, the error names the task (invariant 3)."""
         try:
-            return await self._follow(task, budget, progress, created_here=True)
+            return await self._follow(task, budget, progress, created_here=created_here)
         except HailuoError as exc:
             raise exc.with_task(task.task_id) from None
         except Exception as exc:
-            # Invariant 3: even a bug must not hide the id of a task the user may pay for.
+            # Even a bug must not hide the id of a task the user may pay for.
             logger.exception("task %s: unexpected failure while following it", task.task_id)
             raise HailuoError(
                 f"Internal error while following the task ({type(exc).__name__}); the task is "
-                "recorded and is still tracked: call get_task to check it.",
+                "recorded: call get_task to check it.",
                 task_id=task.task_id,
             ) from exc
 
@@ -175,7 +181,7 @@ class VideoService:
             await self._ledger.record_task(
                 task_id, task.status, origin="imported", fields=_fields_from_input(task)
             )
-        return await self._follow(task, wait_seconds, progress, created_here=False)
+        return await self._follow_guarded(task, wait_seconds, progress, created_here=False)
 
     async def _follow(
         self,
