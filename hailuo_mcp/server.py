@@ -170,8 +170,12 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
             Resolution, Field(description="768 or 1080 (1080 only with duration 6).")
         ] = 768,
         expand_prompt: Annotated[
-            bool, Field(description="Let Hailuo enrich the prompt (on by default).")
-        ] = True,
+            bool | None,
+            Field(
+                description="Let Hailuo enrich the prompt (default: on, or the server's "
+                "HAILUO_EXPAND_PROMPT_DEFAULT)."
+            ),
+        ] = None,
         wait_seconds: Annotated[
             float | None,
             Field(
@@ -196,7 +200,9 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
                 image_url=image_url,
                 duration=duration,
                 resolution=resolution,
-                expand_prompt=expand_prompt,
+                expand_prompt=(
+                    settings.expand_prompt_default if expand_prompt is None else expand_prompt
+                ),
             )
         except ValidationError as exc:
             return await _error_result(InputError(_validation_message(exc)), runtime)

@@ -398,3 +398,18 @@ async def test_progress_keeps_coming_between_polls(emulator: Emulator, tmp_path:
     assert not result.is_error
     assert gets_meanwhile == {0}
     assert len(seen) >= 5 and seen == sorted(seen)
+
+
+async def test_expand_prompt_follows_the_server_default_unless_the_call_says(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    settings = make_settings(emulator, tmp_path, HAILUO_EXPAND_PROMPT_DEFAULT="0")
+    async with Client(build_server(settings)) as c:
+        quiet = await c.call_tool("generate_video", {"prompt": "x", "wait_seconds": 0})
+        loud = await c.call_tool(
+            "generate_video", {"prompt": "x", "wait_seconds": 0, "expand_prompt": True}
+        )
+    quiet_task = emulator.task((quiet.structured_content or {})["task_id"])
+    loud_task = emulator.task((loud.structured_content or {})["task_id"])
+    assert quiet_task["input"]["expand_prompt"] is False
+    assert loud_task["input"]["expand_prompt"] is True
