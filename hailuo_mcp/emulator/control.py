@@ -224,4 +224,9 @@ def serve(host: str = LOOPBACK, port: int = 8000, cfg: EmulatorConfig | None = N
     state = emulator._state
     state.base_url = f"http://{public_host}:{bound_port}"
     logger.info("PiAPI emulator listening on %s (speed x%g)", state.base_url, emulator.config.speed)
-    run_blocking(build_app(state), sock, state.stopping.set)
+    try:
+        run_blocking(build_app(state), sock, state.stopping.set)
+    except KeyboardInterrupt:
+        # uvicorn re-raises the SIGINT it handled once shutdown is done; Ctrl+C is the
+        # normal way to stop, so end quietly.
+        logger.info("PiAPI emulator stopped")

@@ -1,8 +1,9 @@
 """Serving the emulator with uvicorn: in a background thread for tests, or blocking for the CLI.
 
 Tests start and stop many emulators, so ``_Server`` trims uvicorn's fixed waits: it checks
-``should_exit`` every 10 ms instead of 100 ms and shuts down without the fixed 100 ms pause,
-waiting only for connections still open (at most ``GRACE_S``).
+``should_exit`` every 10 ms instead of 100 ms and shuts down without the fixed 100 ms pause.
+On shutdown, requests still open after ``SETTLE_S`` (a client that stopped reading a
+download) have their connections aborted, so a stop never waits on a client.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.types import ASGIApp
 logger = logging.getLogger(__name__)
 
 EXIT_POLL_S = 0.01
+SETTLE_S = 0.25
 GRACE_S = 2.0
 START_TIMEOUT_S = 10.0
 
@@ -41,24 +43,36 @@ class _Server(uvicorn.Server):
                 break
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Hangs and streams watch this flag and end within a poll interval.
         self._before_shutdown()
         for server in self.servers:
             server.close()
         for sock in sockets or []:
             sock.close()
-        for connection in list(self.server_state.connections):
-            connection.shutdown()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + GRACE_S
         state = self.server_state
-        while (state.connections or state.tasks) and loop.time() < deadline:
-            await asyncio.sleep(0.002)
+        for connection in list(state.connections):
+            connection.shutdown()
+        await self._wait(lambda: bool(state.connections or state.tasks), SETTLE_S)
+        # A client that stopped reading keeps a response blocked on back-pressure, and a
+        # graceful close would wait to flush to it forever: abort those connections.
+        for connection in list(state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.abort()
+        await self._wait(lambda: bool(state.tasks), GRACE_S)
         for task in list(state.tasks):
             task.cancel(msg="emulator shutting down")
         for server in self.servers:
             await server.wait_closed()
         if not self.force_exit:
             await self.lifespan.shutdown()
+
+    @staticmethod
+    async def _wait(busy: Callable[[], bool], timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while busy() and loop.time() < deadline:
+            await asyncio.sleep(0.002)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -1,0 +1,150 @@
+"""The emulated clock, RFC 3339 stamps and the duration model."""
+
+from __future__ import annotations
+
+import random
+import statistics
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from hailuo_mcp.emulator import (
+    ZERO_TIME,
+    EmulatedClock,
+    EmulatorConfig,
+    TimingParams,
+    generation_median,
+    rfc3339_ns,
+    running_emulator,
+    sample_durations,
+)
+
+
+def test_rfc3339_stamps_carry_nine_fractional_digits_and_z() -> None:
+    assert rfc3339_ns(0) == "1970-01-01T00:00:00.000000000Z"
+    seed_created = "2026-01-25T13:52:23.125177638Z"
+    seconds = int(datetime(2026, 1, 25, 13, 52, 23, tzinfo=UTC).timestamp())
+    assert rfc3339_ns(seconds * 1_000_000_000 + 125_177_638) == seed_created
+    assert rfc3339_ns(None) == ZERO_TIME == "0001-01-01T00:00:00Z"
+
+
+def test_the_clock_runs_speed_times_real_time_plus_advances() -> None:
+    real = [0]
+    clock = EmulatedClock(100.0, start_ns=0, monotonic_ns=lambda: real[0])
+    assert clock.now_ns() == 0
+    real[0] = 1_000_000_000  # one real second
+    assert clock.now_ns() == 100_000_000_000
+    clock.advance(2.5)
+    assert clock.now_ns() == 102_500_000_000
+    assert clock.real_seconds(77) == pytest.approx(0.77)
+
+
+@pytest.mark.parametrize("bad", [-1.0, -1e-9])
+def test_the_clock_never_goes_back(bad: float) -> None:
+    with pytest.raises(ValueError):
+        EmulatedClock(1.0).advance(bad)
+
+
+def test_a_clock_needs_a_positive_speed() -> None:
+    with pytest.raises(ValueError):
+        EmulatedClock(0)
+
+
+def test_the_same_seed_draws_the_same_durations() -> None:
+    first = [sample_durations(random.Random(5), "v2.3", 6, 768) for _ in range(3)]
+    again = [sample_durations(random.Random(5), "v2.3", 6, 768) for _ in range(3)]
+    assert first == again
+
+
+def percentiles(model: str, duration: int, resolution: int) -> tuple[list[float], list[float]]:
+    """Deciles of queue and generation times over 4000 seeded draws."""
+    rng = random.Random(1234)
+    draws = [sample_durations(rng, model, duration, resolution) for _ in range(4000)]
+    queue = statistics.quantiles([q for q, _ in draws], n=20)
+    generate = statistics.quantiles([g for _, g in draws], n=20)
+    return queue, generate
+
+
+def test_v2_3_six_second_768_tasks_center_on_the_seed_task_and_provider_ranges() -> None:
+    queue, generate = percentiles("v2.3", 6, 768)
+    p5, p50, p95 = generate[0], generate[9], generate[18]
+    assert 60 <= p50 <= 80  # the seed's task generated for 76 s
+    assert p5 >= 30 and p95 <= 130  # providers: about 30-90 s, longer under load
+    assert p5 < 76 < p95
+    assert 1.0 <= queue[9] <= 2.0  # the seed's task queued 1 s
+    assert queue[18] < 10  # a few seconds, with a tail
+
+
+def test_fast_tasks_take_half_as_long_within_the_providers_20_to_50_seconds() -> None:
+    _, fast = percentiles("v2.3-fast", 6, 768)
+    assert 20 <= fast[1] and fast[17] <= 55  # 10th and 90th percentiles
+    assert fast[9] == pytest.approx(generation_median("v2.3", 6, 768) * 0.5, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("duration", "resolution", "factor"), [(10, 768, 1.6), (6, 1080, 1.4), (6, 768, 1.0)]
+)
+def test_longer_and_sharper_clips_scale_the_median(
+    duration: int, resolution: int, factor: float
+) -> None:
+    _, generate = percentiles("v2.3", duration, resolution)
+    assert generate[9] == pytest.approx(70.0 * factor, rel=0.05)
+
+
+def test_generation_is_clamped_and_queueing_grows_with_load_when_asked() -> None:
+    params = TimingParams(generate_sigma=5.0, queue_per_active_s=0.5, queue_sigma=0.0)
+    rng = random.Random(9)
+    for _ in range(200):
+        queue, generate = sample_durations(rng, "v2.3", 6, 768, params, active=10)
+        assert 70 / 3 <= generate <= 70 * 3
+        assert queue == pytest.approx(1.5 + 5.0)
+
+
+def test_timing_params_refuse_nonsense() -> None:
+    with pytest.raises(ValueError):
+        TimingParams(generate_median_s=0)
+    with pytest.raises(ValueError):
+        TimingParams(generate_clamp=0.5)
+
+
+def test_two_emulators_with_the_same_seed_schedule_tasks_identically() -> None:
+    request = {
+        "model": "hailuo",
+        "task_type": "video_generation",
+        "input": {"prompt": "autumn wind"},
+    }
+    spans = []
+    for _ in range(2):
+        with (
+            running_emulator(EmulatorConfig(speed=1e-6, seed=42)) as emu,
+            httpx.Client(base_url=emu.url, headers={"x-api-key": "k"}, verify=False) as client,
+        ):
+            task_id = client.post("/api/v1/task", json=request).json()["data"]["task_id"]
+            emu.advance(1000)
+            meta = emu.task(task_id)["meta"]
+            spans.append(
+                tuple(
+                    datetime.fromisoformat(meta[key][:26]).timestamp()
+                    - datetime.fromisoformat(meta["created_at"][:26]).timestamp()
+                    for key in ("started_at", "ended_at")
+                )
+            )
+    assert spans[0] == pytest.approx(spans[1], abs=1e-3)
+    assert spans[0][0] > 0
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"speed": 0},
+        {"envelope_code": 201},
+        {"output_key": "url"},
+        {"webhook_attempts": 0},
+        {"output_size": -1},
+        {"fixed_durations": (-1.0, 5.0)},
+    ],
+)
+def test_emulator_config_refuses_nonsense(overrides: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        EmulatorConfig(**overrides)  # type: ignore[arg-type]  # deliberately wrong values
