@@ -31,7 +31,9 @@ from hailuo_mcp.results import VideoResult
 logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, float | None, str], Awaitable[None]]
-ImageGate = Callable[[VideoRequest], Awaitable[VideoRequest]]
+# Checks the image before any create and returns the request with its final http(s) URL;
+# the callback receives a sentence for each check that could not be made (see images.py).
+ImageGate = Callable[[VideoRequest, Callable[[str], None]], Awaitable[VideoRequest]]
 
 # Unfinished tasks older than this are not resumed at start-up (outputs expire anyway).
 _RESUME_MAX_AGE_S = 24 * 3600.0
@@ -103,8 +105,9 @@ class VideoService:
             raise missing_key_error()
         self.check_request(request)
         price = self.estimate(request)
+        warnings: list[str] = []
         if request.image_url and self._image_gate is not None:
-            request = await self._image_gate(request)
+            request = await self._image_gate(request, warnings.append)
         attempt = await self._ledger.start_attempt(request.upstream_input())
         try:
             task = await self._client.create(request)
@@ -138,7 +141,8 @@ class VideoService:
             request.resolution,
         )
         budget = self._settings.wait_seconds if wait_seconds is None else wait_seconds
-        return await self._follow_guarded(task, budget, progress, created_here=True)
+        result = await self._follow_guarded(task, budget, progress, created_here=True)
+        return result.model_copy(update={"warnings": warnings}) if warnings else result
 
     async def _follow_guarded(
         self, task: Task, budget: float, progress: ProgressFn, *, created_here: bool

@@ -31,6 +31,11 @@ class VideoResult(BaseModel):
     )
     created_at: str | None = Field(default=None, description="When the task was recorded (UTC)")
     next_step: str = Field(description="What to do next, in one sentence")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Checks that could not be made before the create (e.g. an image_url that "
+        "could not be read from here)",
+    )
 
 
 class TaskSummary(BaseModel):

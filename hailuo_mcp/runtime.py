@@ -85,6 +85,7 @@ class Runtime:
     async def _open_service(self) -> VideoService:
         # Imported here, off the start-up path: httpx, sqlite3 and the flow.
         from hailuo_mcp.flow import VideoService
+        from hailuo_mcp.images import ImageGate
         from hailuo_mcp.ledger import Ledger
         from hailuo_mcp.piapi import PiAPIClient
 
@@ -96,7 +97,8 @@ class Runtime:
             ledger = await self._resources.enter_async_context(Ledger(settings.ledger_path))
         except OSError as exc:
             raise StorageError(f"cannot open the task ledger: {exc}") from None
-        service = VideoService(settings, client, ledger)
+        gate = ImageGate(settings, client).prepare
+        service = VideoService(settings, client, ledger, image_gate=gate)
         assert self._task_group is not None
         service.attach(self._task_group)
         return service

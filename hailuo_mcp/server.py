@@ -85,6 +85,8 @@ def _video_result(result: VideoResult) -> CallToolResult:
         text = f"Video saved to {result.video_path} (task_id: {result.task_id})."
     else:
         text = f"Task {result.task_id} is {result.status.value}. {result.next_step}"
+    if result.warnings:
+        text = " ".join([text, *result.warnings])
     content: list[ContentBlock] = [TextContent(type="text", text=text)]
     if result.video_path:
         path = Path(result.video_path)
@@ -161,8 +163,11 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
         image_url: Annotated[
             str | None,
             Field(
-                description="Optional first frame: an http(s) URL of a JPG or PNG, 300-4096 px "
-                "a side, aspect ratio between 2:5 and 5:2, at most 20 MB. Required for v2.3-fast.",
+                description="Optional first frame: a JPG or PNG, 300-4096 px a side, aspect "
+                "ratio between 2:5 and 5:2, at most 20 MB; checked before anything is paid. "
+                "Either an http(s) URL or the absolute path (or file:// URI) of a local file in "
+                "a folder the server may read (HAILUO_IMAGE_DIRS, default: the home folder), "
+                "uploaded to PiAPI (at most 10 MB). Required for v2.3-fast.",
             ),
         ] = None,
         duration: Annotated[Duration, Field(description="Seconds of video: 6 or 10.")] = 6,
