@@ -169,6 +169,51 @@ def test_a_truncated_get_answer_raises_a_transport_error(
     assert emulator_client.get(f"/api/v1/task/{task_id}").status_code == 200
 
 
+ROUTE_CALLS = {
+    "get": ("GET", "/api/v1/task/00000000-0000-4000-8000-000000000000", None),
+    "account": ("GET", "/account/info", None),
+    "upload": ("POST", "/api/ephemeral_resource", {"file_name": "x.png", "file_data": "QUJD"}),
+    "create": ("POST", "/api/v1/task", REQUEST),
+}
+
+
+def call(client: httpx.Client, route: str, timeout: float = 5.0) -> httpx.Response:
+    """Send the usual request of ``route``."""
+    method, path, body = ROUTE_CALLS[route]
+    return client.request(method, path, json=body, timeout=timeout)
+
+
+@pytest.mark.parametrize("route", ["create", "get", "account", "upload"])
+def test_malformed_json_can_hit_every_json_route(
+    emulator: Emulator, emulator_client: httpx.Client, route: Any
+) -> None:
+    emulator.add_fault(Fault(route, "malformed"))
+    response = call(emulator_client, route)
+    assert response.status_code == 200
+    with pytest.raises(json.JSONDecodeError):
+        response.json()
+
+
+@pytest.mark.parametrize("route", ["get", "account", "upload"])
+def test_a_truncated_answer_on_any_json_route_raises_a_transport_error(
+    emulator: Emulator, emulator_client: httpx.Client, route: Any
+) -> None:
+    emulator.add_fault(Fault(route, "truncate"))
+    with pytest.raises(httpx.RemoteProtocolError):
+        call(emulator_client, route)
+    assert emulator.log[0].status_code is None
+
+
+@pytest.mark.parametrize("route", ["get", "account", "upload"])
+def test_a_hang_on_any_route_ends_with_the_client_timeout(
+    emulator: Emulator, emulator_client: httpx.Client, route: Any
+) -> None:
+    emulator.add_fault(Fault(route, "hang"))
+    with pytest.raises(httpx.ReadTimeout):
+        call(emulator_client, route, timeout=0.1)
+    assert call(emulator_client, route).status_code in (200, 404)
+
+
 def test_a_task_scripted_to_fail_ends_failed_with_the_error_and_charges_nothing(
     emulator: Emulator, emulator_client: httpx.Client
 ) -> None:

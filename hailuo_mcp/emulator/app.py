@@ -102,13 +102,14 @@ class Api:
                 if outcome == "stopped":
                     return drop(), False
                 if outcome == "gone":
-                    # The client hung up; whatever we send is discarded by the server.
-                    return Response(status_code=499), False
+                    # The client hung up; uvicorn discards whatever we send now.
+                    return Response(status_code=408), False
         if authenticate and not self._authorized(request):
             return error(401, "Invalid API key"), True
         response = await handler(request, exchange)
         if fault is not None and fault.kind == "truncate" and exchange.route != "download":
-            return CutResponse(bytes(response.body), len(response.body) // 2), False
+            body = bytes(response.body)
+            return CutResponse(body, len(body) // 2, status_code=response.status_code), False
         return response, completes(response)
 
     async def _hang(
