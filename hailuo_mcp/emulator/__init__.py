@@ -2,7 +2,20 @@
 
 It is a second, independent reading of ``piapi-contract.md`` and the seed page: it never
 imports the client's models, settings or HTTP code, so one misreading cannot hide on both
-sides. Importing this package builds nothing; ``running_emulator`` or ``serve`` do.
+sides. Importing this package builds nothing; ``running_emulator`` or ``serve`` do::
+
+    with running_emulator(EmulatorConfig(api_key="k", speed=100)) as emu:
+        emu.add_fault(Fault("create", "status", status=429, retry_after=2))
+        ...  # point a client at emu.url / emu.upload_url
+        emu.advance(80)  # or let the fast clock run
+
+Modules: ``rules`` (input and price tables), ``timing`` (duration model), ``clock``,
+``tasks`` (task objects), ``state`` (everything remembered, behind one lock), ``faults``,
+``app`` (routes), ``background`` (ticker, image checks), ``webhook``, ``images``,
+``uploads``, ``video``, ``runner`` (uvicorn), ``control`` (the ``Emulator`` facade).
+
+Faults that cut a connection make uvicorn log "ASGI callable returned without completing
+response" on ``uvicorn.error``; that line is expected there.
 """
 
 from hailuo_mcp.emulator.clock import ZERO_TIME, EmulatedClock, rfc3339_ns
