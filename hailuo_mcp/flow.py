@@ -336,7 +336,13 @@ class VideoService:
     async def _track(self, task_id: str) -> None:
         budget = max(600.0, 20 * self._settings.expected_seconds)
         try:
-            task = await self._client.get(task_id)
+            try:
+                task = await self._client.get(task_id)
+            except RetryableError as exc:
+                # A passing fault on the first look must not end tracking: the poll loop
+                # retries it, starting from a status it does not know yet.
+                logger.info("task %s: first look failed (%s), polling on", task_id, exc.message)
+                task = Task(task_id=task_id, status=TaskStatus.UNKNOWN)
             await self._follow(task, budget, _no_progress, created_here=False, background=True)
         except HailuoError as exc:
             logger.info("background tracking of %s ended: %s", task_id, exc.message)
