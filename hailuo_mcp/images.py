@@ -114,20 +114,18 @@ def check_facts(facts: ImageFacts) -> None:
         )
 
 
-def _not_an_image(exc: BaseException) -> InputError:
-    from PIL import UnidentifiedImageError
-
-    if isinstance(exc, UnidentifiedImageError):
-        reason = "its first bytes match no image format"
-    else:
-        reason = f"its header cannot be read: {_shown(str(exc) or type(exc).__name__)}"
+def _not_an_image(reason: str) -> InputError:
     return InputError(f"image_url: the file is not a JPG or PNG image ({reason})")
 
 
-def _too_many_pixels() -> InputError:
+def _pillow_says(exc: BaseException) -> str:
+    return _shown(str(exc) or type(exc).__name__)
+
+
+def _too_many_pixels(exc: BaseException) -> InputError:
     return InputError(
-        f"image_url: the image has too many pixels to open safely; the maximum is "
-        f"{MAX_SIDE_PX}x{MAX_SIDE_PX} px"
+        f"image_url: the image has too many pixels to open safely ({_pillow_says(exc)}); the "
+        f"maximum is {MAX_SIDE_PX}x{MAX_SIDE_PX} px"
     )
 
 
@@ -138,21 +136,28 @@ def read_header(stream: IO[bytes], *, whole: bool, verify: bool = False) -> Imag
     image". Otherwise it returns None, as the header may lie beyond the bytes we have.
     `verify` also checks the rest of the file (a truncated PNG is refused).
     """
-    from PIL import Image  # lazy: only needed once an image is given
+    from PIL import Image, UnidentifiedImageError  # lazy: only needed once an image is given
 
     try:
         with Image.open(stream) as image:
             facts = ImageFacts(image.format or "unknown", image.width, image.height)
             if verify:
-                image.verify()
-    except Image.DecompressionBombError:
-        raise _too_many_pixels() from None
-    except Image.DecompressionBombWarning:
-        # Only raised (instead of printed to stderr) when warnings are errors.
-        raise _too_many_pixels() from None
+                try:
+                    image.verify()
+                except _UNREADABLE as exc:
+                    # The header was fine: the rest of the file is cut short or damaged.
+                    reason = f"it is truncated or damaged: {_pillow_says(exc)}"
+                    raise _not_an_image(reason) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # The warning is only raised (instead of printed to stderr) when warnings are errors.
+        raise _too_many_pixels(exc) from None
+    except UnidentifiedImageError:
+        if whole:
+            raise _not_an_image("its first bytes match no image format") from None
+        return None
     except _UNREADABLE as exc:
         if whole:
-            raise _not_an_image(exc) from None
+            raise _not_an_image(f"its header cannot be read: {_pillow_says(exc)}") from None
         return None
     return facts
 
@@ -215,6 +220,8 @@ class ImageGate:
         with anyio.move_on_after(self._budget):
             try:
                 fetched = await self._fetch_start(url)
+            except httpx.TimeoutException:
+                pass  # the same budget as the scope: one message whichever fires first
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 fetched = f"the request failed ({type(exc).__name__})"
         if isinstance(fetched, str):
@@ -333,10 +340,11 @@ class ImageGate:
             raise InputError(
                 f"image_url: cannot read {shown} ({exc.strerror or type(exc).__name__})"
             ) from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            raise InputError(f"image_url: {shown} is not a regular file (a folder or a device?)")
         with os.fdopen(fd, "rb") as file:
-            info = os.fstat(file.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise InputError(f"image_url: {shown} is not a regular file")
             # The size first: nothing of a file too big to use is read.
             check_byte_size(info.st_size)
             facts = read_header(file, whole=True)
