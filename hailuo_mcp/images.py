@@ -282,7 +282,8 @@ class ImageGate:
                     return f"the image host answered HTTP {response.status_code}"
                 data = bytearray()
                 ended = True
-                async for chunk in response.aiter_bytes():
+                # Raw bytes: a body compressed against our wishes is never inflated here.
+                async for chunk in response.aiter_raw():
                     data += chunk
                     if len(data) >= cap:
                         ended = False
@@ -321,7 +322,10 @@ class ImageGate:
             )
         # resolve() follows every symlink, so containment is checked where the file really is,
         # and before touching it: a refused path tells nothing about what exists there.
-        real = path.resolve()
+        try:
+            real = path.resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11)
+            raise InputError(f"image_url: cannot resolve {shown} ({exc})") from None
         if not any(real.is_relative_to(root) for root in roots):
             via = "" if real == path else f" (it resolves to {_shown(str(real))})"
             raise InputError(
