@@ -89,7 +89,7 @@ def test_longer_and_sharper_clips_scale_the_median(
     duration: int, resolution: int, factor: float
 ) -> None:
     _, generate = percentiles("v2.3", duration, resolution)
-    assert generate[9] == pytest.approx(70.0 * factor, rel=0.05)
+    assert generate[9] == pytest.approx(TimingParams().generate_median_s * factor, rel=0.05)
 
 
 def test_generation_is_clamped_and_queueing_grows_with_load_when_asked() -> None:
@@ -97,7 +97,8 @@ def test_generation_is_clamped_and_queueing_grows_with_load_when_asked() -> None
     rng = random.Random(9)
     for _ in range(200):
         queue, generate = sample_durations(rng, "v2.3", 6, 768, params, active=10)
-        assert 70 / 3 <= generate <= 70 * 3
+        median = params.generate_median_s
+        assert median / 3 <= generate <= median * 3
         assert queue == pytest.approx(1.5 + 5.0)
 
 
