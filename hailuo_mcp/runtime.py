@@ -2,7 +2,9 @@
 
 The MCP lifespan enters a Runtime before the `initialize` answer; opening the HTTP client, the
 ledger (and, in demo mode, the emulator) happens in a background task, and the first tool call
-waits for it. Nothing heavy is imported until then.
+waits for it. That task starts on the first tool call that needs it, or once start-up has
+settled (to resume unfinished tasks), so its imports never delay the `initialize` answer.
+Nothing heavy is imported until then.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 # Bounds the wait of a tool call for the resources to open (invariant 4).
 _OPEN_TIMEOUT_S = 60.0
+# Without a tool call, open this long after the lifespan starts: by then a client that sent
+# `initialize` at spawn has its answer (see docs/PERFORMANCE.md, cold start).
+_SETTLE_S = 0.5
 
 
 class Runtime:
@@ -34,6 +39,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._ready = anyio.Event()
+        self._wanted = anyio.Event()
         self._service: VideoService | None = None
         self._error: HailuoError | None = None
         self._stack = AsyncExitStack()
@@ -61,6 +67,7 @@ class Runtime:
 
     async def service(self) -> VideoService:
         """The open service; raises the error that prevented opening it."""
+        self._wanted.set()
         with anyio.fail_after(_OPEN_TIMEOUT_S):
             await self._ready.wait()
         if self._error is not None:
@@ -69,6 +76,8 @@ class Runtime:
         return self._service
 
     async def _open(self) -> None:
+        with anyio.move_on_after(_SETTLE_S):
+            await self._wanted.wait()
         try:
             self._service = await self._open_service()
         except HailuoError as exc:
