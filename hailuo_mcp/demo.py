@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -63,5 +64,7 @@ def run_demo(
         "resolution": resolution,
     }
     if image_url:
-        arguments["image_url"] = image_url
+        # A file named on the command line is relative to where the user stands.
+        local = Path(image_url).expanduser()
+        arguments["image_url"] = str(local.resolve()) if local.exists() else image_url
     return anyio.run(_generate, demo_settings, arguments)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import io
+import ipaddress
 import logging
 import os
 import re
@@ -179,6 +180,9 @@ class ImageGate:
         self._settings = settings
         self._client = client
         self._budget = min(PROBE_BUDGET_S, settings.request_timeout)
+        # PiAPI fetches the image from its own servers: a private or loopback address only
+        # works when "PiAPI" is itself local (the emulator).
+        self._local_ok = _is_local_host(httpx.URL(settings.base_url).host)
 
     async def prepare(self, request: VideoRequest, warn: WarnFn = _ignore) -> VideoRequest:
         """Return the request with a checked http(s) image URL, or raise InputError.
@@ -213,7 +217,7 @@ class ImageGate:
     # URLs
 
     async def _check_url(self, url: str, warn: WarnFn) -> None:
-        problem = _url_problem(url)
+        problem = _url_problem(url, local_ok=self._local_ok)
         if problem:
             raise InputError(f"image_url: {problem}")
         fetched: _Fetched | str = f"no answer within {self._budget:g} s"
@@ -270,7 +274,7 @@ class ImageGate:
             ) as response:
                 if response.has_redirect_location:
                     target = str(response.url.join(response.headers["location"]))
-                    problem = _url_problem(target)
+                    problem = _url_problem(target, local_ok=self._local_ok)
                     if problem:
                         raise InputError(
                             f"image_url redirects to {_shown(target)!r}, which is refused: "
@@ -376,7 +380,25 @@ def _unchecked(why: str) -> str:
     )
 
 
-def _url_problem(url: str) -> str | None:
+def _is_local_host(host: str) -> bool:
+    """Whether `host` is loopback, private or link-local (unreachable from PiAPI's servers)."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_unspecified
+        or address.is_reserved
+    )
+
+
+def _url_problem(url: str, *, local_ok: bool) -> str | None:
     """Why `url` is not a usable http(s) URL, or None."""
     try:
         parsed = httpx.URL(url)
@@ -386,6 +408,11 @@ def _url_problem(url: str) -> str | None:
         return f"only http and https URLs are allowed (got {parsed.scheme or 'no'} scheme)"
     if not parsed.host:
         return "the URL has no host name"
+    if not local_ok and _is_local_host(parsed.host):
+        return (
+            f"{parsed.host} is a local or private address that PiAPI cannot reach; give a "
+            "public URL, or the local file's path (it is then uploaded for you)"
+        )
     return None
 
 

@@ -597,3 +597,35 @@ async def test_the_image_host_gets_a_bounded_range_request_and_never_the_api_key
     (request,) = [h for h in image_host.seen[before:] if "hailuo-mcp" in h.get("user-agent", "")]
     assert request["range"] == "bytes=0-524287"
     assert "x-api-key" not in request and all(KEY not in v for v in request.values())
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/cat.png",
+        "http://localhost/cat.png",
+        "http://10.1.2.3/cat.png",
+        "http://192.168.0.10/cat.png",
+        "http://[::1]/cat.png",
+        "http://169.254.169.254/latest/meta-data",
+    ],
+)
+async def test_a_private_image_address_is_refused_when_piapi_is_remote(
+    tmp_path: Path, url: str
+) -> None:
+    # PiAPI fetches images from its own servers: it cannot reach this machine's network, and
+    # the server must not probe it on an assistant's behalf either.
+    settings = Settings.from_env(
+        {
+            "PIAPI_API_KEY": KEY,
+            "PIAPI_BASE_URL": "https://api.piapi.ai",
+            "HAILUO_OUTPUT_DIR": str(tmp_path / "videos"),
+            "HAILUO_STATE_DIR": str(tmp_path / "state"),
+        }
+    )
+    async with Client(build_server(settings)) as client:
+        result = await client.call_tool(
+            "generate_video", {"prompt": "x", "model": "v2.3-fast", "image_url": url}
+        )
+    assert result.is_error
+    assert "image_url" in text_of(result) and "PiAPI cannot reach" in text_of(result)
