@@ -310,7 +310,7 @@ class PiAPIClient:
                             task_id=task_id,
                         )
                     async for chunk in response.aiter_bytes(_CHUNK):
-                        os.write(fd, chunk)
+                        _write_all(fd, chunk)
                         written += len(chunk)
             await anyio.to_thread.run_sync(os.fsync, fd)
             os.close(fd)
@@ -338,6 +338,13 @@ class PiAPIClient:
                 os.close(fd)
             if temp.exists():
                 temp.unlink(missing_ok=True)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte: os.write may store fewer than asked (a nearly full disk, a signal)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _open_temp(folder: Path, final_name: str) -> tuple[int, str]:
