@@ -130,9 +130,10 @@ class VideoService:
                     "estimate_points": price.points,
                 },
             )
+            await self._ledger.finish_attempt(attempt, "created", task_id=task.task_id)
         except HailuoError as exc:
+            logger.error("task %s was created but not recorded: %s", task.task_id, exc.message)
             raise exc.with_task(task.task_id) from None
-        await self._ledger.finish_attempt(attempt, "created", task_id=task.task_id)
         logger.info(
             "created task %s (%s, %ss, %sp)",
             task.task_id,

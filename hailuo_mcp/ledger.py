@@ -160,7 +160,14 @@ class Ledger:
     async def _run(self, fn: Callable[[], T]) -> T:
         def locked() -> T:
             with self._lock:
-                return fn()
+                try:
+                    return fn()
+                except sqlite3.Error as exc:
+                    # Locked past the busy timeout, disk full, corrupt: a typed error, so the
+                    # flow can attach the task id and the tool can say what happened.
+                    raise StorageError(
+                        f"The task ledger at {self._path} could not be used ({exc})."
+                    ) from None
 
         # Not abandoned on cancel: a write that started always completes (invariant 1).
         return await anyio.to_thread.run_sync(locked, limiter=self._limiter)
