@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import selectors
@@ -13,6 +14,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from hailuo_mcp.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -40,6 +43,11 @@ def summary(values: Sequence[float], unit: str = "", digits: int = 1) -> str:
         f"{med:.{digits}f}{unit} (p10 {quantile(values, 0.1):.{digits}f}, "
         f"p90 {quantile(values, 0.9):.{digits}f}, n={len(values)})"
     )
+
+
+def quiet_logs() -> None:
+    """Keep the figures readable: the SDK and httpx log every request at INFO."""
+    logging.disable(logging.INFO)
 
 
 def machine() -> str:
@@ -75,6 +83,20 @@ def cpu_ms(pid: int) -> float:
         except (OSError, ValueError, IndexError):
             continue  # a thread that just ended
     return total / 1e6
+
+
+def emulator_settings(url: str, speed: float, tmp: Path, **env: str) -> Settings:
+    """Settings aimed at an emulator at `url`, the schedule scaled to its clock (as the demo)."""
+    values = {
+        "PIAPI_API_KEY": FAKE_KEY,
+        "PIAPI_BASE_URL": url,
+        "PIAPI_UPLOAD_URL": f"{url}/api/ephemeral_resource",
+        "HAILUO_OUTPUT_DIR": str(tmp / "videos"),
+        "HAILUO_STATE_DIR": str(tmp / "state"),
+        "HAILUO_EXPECTED_SECONDS": str(77 / speed),
+    }
+    values.update(env)
+    return Settings.from_env(values)
 
 
 def server_env(home: Path, **extra: str) -> dict[str, str]:

@@ -1,10 +1,23 @@
 """When to ask PiAPI again: a poll schedule for a ~80 s job, derived from one setting.
 
 The schedule knows two phases. While the task is queued it polls every few seconds (queues are
-short but can grow). Once generation has started it stays quiet until the job is nearly due, then
-polls densely around the expected end, then backs off for a late or stuck task. Every figure is a
-fraction of the expected duration, so shrinking HAILUO_EXPECTED_SECONDS (tests, the demo) shrinks
-the whole schedule with the emulator's clock.
+short but can grow). The first answer that says `processing` tells it when generation began
+(the middle of the last queued/first started pair of answers), and from then on every poll is
+placed relative to that start: queue time, which varies most and says nothing about how long
+generation takes, drops out. It then stays quiet until the job is nearly due (one look midway
+reports an early failure), polls every ~1.85 s from 83 % to 130 % of the expected generation
+time, and after that backs off for a late or stuck task.
+
+Why these figures (docs/PERFORMANCE.md, bench/completion.py): for one model, duration and
+resolution, generation time is about log-normal with a spread (sigma) near 0.12, so the window
+(with the 2 s before it) catches ~95 % of completions. Inside the window a completion waits at most one spacing, and the
+spacing is under 2 s; polls before the window are paid by every task, so the window opens as
+late as the 2 s p95 allows, while polls after the mode are cheap (few tasks get there), so it
+closes late. Simulated over the emulator's model: p95 delay ~1.8 s with ~11 GETs per task,
+where a fixed 15 s poller waits 14.3 s at p95.
+
+Every figure is a fraction of the expected duration, so shrinking HAILUO_EXPECTED_SECONDS
+(tests, the demo) shrinks the whole schedule with the emulator's clock.
 """
 
 from __future__ import annotations
@@ -27,8 +40,8 @@ PENDING_INTERVAL = 0.04  # while queued [3.1 s], growing x1.25 up to PENDING_MAX
 PENDING_MAX = 0.12  # [9.2 s]
 EARLY_CHECK = 0.45  # one look mid-generation, to report an early failure [~34 s]
 DENSE_FROM = 0.83  # dense polling starts here, as a share of generation time [~63 s]
-DENSE_UNTIL = 1.2  # and ends here [~91 s]
-DENSE_INTERVAL = 0.024  # spacing in the dense window [1.85 s]
+DENSE_UNTIL = 1.3  # and ends here [~99 s]
+DENSE_INTERVAL = 0.024  # spacing in the dense window [1.85 s]: under the 2 s p95 target
 TAIL_GROWTH = 0.12  # after the window, spacing grows by this share of the overdue time
 TAIL_MAX = 0.1  # up to [7.7 s]
 MIN_DELAY_S = 0.02
