@@ -122,12 +122,20 @@ class PiAPIClient:
         return {"x-api-key": key.get_secret_value()}
 
     def _redact(self, text: str) -> str:
-        """Cut an upstream message to size and remove any echo of our secrets."""
-        text = " ".join(text.split())[:_MAX_MESSAGE]
+        """Remove any echo of our secrets from an upstream message, then cut it to size."""
+        # Redact before cutting: a cut through an echoed secret would leave a piece of it.
+        text = " ".join(text.split())
         for secret in (self._settings.api_key, self._settings.webhook_secret):
             if secret is not None and secret.get_secret_value():
                 text = text.replace(secret.get_secret_value(), "[redacted]")
-        return text
+        return text[:_MAX_MESSAGE]
+
+    def _read_task(self, data: dict[str, Any]) -> Task:
+        """A task object; its upstream error message is redacted like any other message."""
+        task = Task.from_upstream(data)
+        if task.error_message:
+            task = task.model_copy(update={"error_message": self._redact(task.error_message)})
+        return task
 
     def _upstream_message(self, response: httpx.Response) -> str:
         try:
@@ -237,7 +245,7 @@ class PiAPIClient:
                     "retried. Check your PiAPI task history before generating again."
                 ) from None
             raise
-        task = Task.from_upstream(data)
+        task = self._read_task(data)
         if not is_valid_task_id(task.task_id):
             raise AmbiguousCreateError(
                 "PiAPI accepted the create but returned no usable task id; it was NOT retried. "
@@ -261,7 +269,7 @@ class PiAPIClient:
                 f"The connection to PiAPI failed ({type(exc).__name__}).", task_id=task_id
             ) from None
         try:
-            task = Task.from_upstream(self._envelope(response))
+            task = self._read_task(self._envelope(response))
         except HailuoError as exc:
             raise exc.with_task(task_id) from None
         if task.task_id != task_id:
