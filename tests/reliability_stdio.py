@@ -79,6 +79,12 @@ class StdioServer:
         async with self._send_lock:
             await self.process.stdin.send(json.dumps(message).encode() + b"\n")
 
+    async def send_line(self, line: bytes) -> None:
+        """Write one raw line to the server's stdin (for garbage-on-the-wire tests)."""
+        assert self.process.stdin is not None
+        async with self._send_lock:
+            await self.process.stdin.send(line + b"\n")
+
     async def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         """Send one request and wait for its answer; raise RpcError on a protocol error."""
         request_id = next(self._ids)
