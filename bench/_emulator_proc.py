@@ -27,8 +27,8 @@ def _run(port: int, config: EmulatorConfig) -> None:
 
 
 @contextmanager
-def emulator_process(config: EmulatorConfig) -> Iterator[str]:
-    """Serve an emulator in a child process; yield its base URL."""
+def emulator_process(config: EmulatorConfig) -> Iterator[tuple[str, int]]:
+    """Serve an emulator in a child process; yield its base URL and process id."""
     port = _free_port()
     context = multiprocessing.get_context("spawn")
     process = context.Process(target=_run, args=(port, config), daemon=True)
@@ -44,7 +44,8 @@ def emulator_process(config: EmulatorConfig) -> Iterator[str]:
                 if time.monotonic() > deadline or not process.is_alive():
                     raise RuntimeError("the emulator process did not start") from None
                 time.sleep(0.05)
-        yield url
+        assert process.pid is not None
+        yield url, process.pid
     finally:
         process.terminate()
         process.join(10)

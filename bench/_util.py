@@ -99,6 +99,12 @@ def emulator_settings(url: str, speed: float, tmp: Path, **env: str) -> Settings
     return Settings.from_env(values)
 
 
+def process_cpu_s(pid: int) -> float:
+    """User plus system CPU seconds a process has used, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def server_env(home: Path, **extra: str) -> dict[str, str]:
     """A minimal environment for a server child: what a desktop client passes, and HOME."""
     env = {

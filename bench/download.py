@@ -111,7 +111,7 @@ def main() -> None:
         return
     config = EmulatorConfig(output_size=args.mb * 1024 * 1024, fixed_durations=(0.0, 0.0))
     results: dict[str, list[dict[str, float]]] = {"bare": [], "ours": [], "bare+fsync": []}
-    with emulator_process(config) as url, tempfile.TemporaryDirectory() as tmp:
+    with emulator_process(config) as (url, _), tempfile.TemporaryDirectory() as tmp:
         video = output_url(url)
         for i in range(args.runs):
             order = list(results) if i % 2 == 0 else list(reversed(results))

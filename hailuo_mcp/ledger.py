@@ -1,8 +1,10 @@
 """The task ledger: SQLite (WAL) in HAILUO_STATE_DIR, the record of every task we know of.
 
 A task id returned by PiAPI is written here before anything else happens with it. Calls run on
-one worker thread (a capacity-1 limiter) so the event loop never waits on a disk or a lock held
-by another server process.
+worker threads, one at a time (a lock), so the event loop never waits on a disk or a lock held
+by another server process. Up to four calls are handed to threads at once: with one, every call
+also waited for a trip through a busy event loop, and 1000 tasks queued for seconds
+(docs/PERFORMANCE.md, many tasks).
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ class Ledger:
         self._busy_timeout_s = busy_timeout_s
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
-        self._limiter = anyio.CapacityLimiter(1)
+        self._limiter = anyio.CapacityLimiter(4)
 
     async def __aenter__(self) -> Ledger:
         await self._run(self._open)

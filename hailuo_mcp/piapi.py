@@ -11,6 +11,8 @@ import json
 import os
 import secrets
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -35,6 +37,11 @@ from hailuo_mcp.errors import (
 from hailuo_mcp.models import Task, VideoRequest, is_valid_task_id
 
 _CHUNK = 64 * 1024
+# Requests in flight at once. More wait at our own gate, in order: httpcore's pool rescans every
+# queued request against every connection on each change, which stalled the event loop for
+# seconds with 1000 tasks polling (docs/PERFORMANCE.md, many tasks). 64 connections carry
+# ~200 GETs/s at a 300 ms round trip; 1000 tasks need ~150.
+_MAX_CONNECTIONS = 64
 _MAX_MESSAGE = 300
 # Sent by httpx before any byte of the request left: the create certainly did not happen.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
@@ -76,6 +83,7 @@ class PiAPIClient:
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._closed = False
+        self._slots = anyio.Semaphore(_MAX_CONNECTIONS)
 
     async def __aenter__(self) -> PiAPIClient:
         return self
@@ -109,11 +117,26 @@ class PiAPIClient:
             self._client = httpx.AsyncClient(
                 timeout=timeout,
                 transport=self._transport,
-                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+                limits=httpx.Limits(
+                    max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_CONNECTIONS
+                ),
                 follow_redirects=False,
                 headers={"user-agent": "hailuo-mcp"},
             )
         return self._client
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """One of the connections, waited for as long as httpx's own pool would wait."""
+        try:
+            with anyio.fail_after(self._settings.request_timeout * 2):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout("no free connection to PiAPI") from None
+        try:
+            yield
+        finally:
+            self._slots.release()
 
     def _auth_headers(self) -> dict[str, str]:
         key = self._settings.api_key
@@ -223,7 +246,8 @@ class PiAPIClient:
         url = self._settings.base_url.rstrip("/") + "/api/v1/task"
         headers = self._auth_headers()
         try:
-            response = await self.http.post(url, json=body, headers=headers)
+            async with self._slot():
+                response = await self.http.post(url, json=body, headers=headers)
         except _NOT_SENT as exc:
             raise UpstreamUnavailableError(
                 f"Could not reach PiAPI ({type(exc).__name__}); no task was created."
@@ -259,7 +283,8 @@ class PiAPIClient:
             raise InputError(f"task_id {task_id[:80]!r} is not a valid PiAPI task id")
         url = self._settings.base_url.rstrip("/") + f"/api/v1/task/{task_id}"
         try:
-            response = await self.http.get(url, headers=self._auth_headers())
+            async with self._slot():
+                response = await self.http.get(url, headers=self._auth_headers())
         except httpx.TimeoutException as exc:
             raise UpstreamUnavailableError(
                 f"PiAPI did not answer in time ({type(exc).__name__}).", task_id=task_id
@@ -280,9 +305,10 @@ class PiAPIClient:
         """Upload a file through the contract's upload endpoint; return its (ephemeral) URL."""
         body = {"file_name": file_name, "file_data": base64.b64encode(data).decode("ascii")}
         try:
-            response = await self.http.post(
-                self._settings.upload_url, json=body, headers=self._auth_headers()
-            )
+            async with self._slot():
+                response = await self.http.post(
+                    self._settings.upload_url, json=body, headers=self._auth_headers()
+                )
         except httpx.HTTPError as exc:
             raise UpstreamUnavailableError(
                 f"The image upload to PiAPI failed ({type(exc).__name__})."
@@ -309,7 +335,7 @@ class PiAPIClient:
         written = 0
         try:
             with anyio.fail_after(self._settings.download_timeout):
-                async with self.http.stream("GET", url) as response:
+                async with self._slot(), self.http.stream("GET", url) as response:
                     if response.status_code != 200:
                         raise DownloadError(
                             f"The video URL answered HTTP {response.status_code}"

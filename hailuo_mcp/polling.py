@@ -10,11 +10,11 @@ time, and after that backs off for a late or stuck task.
 
 Why these figures (docs/PERFORMANCE.md, bench/completion.py): for one model, duration and
 resolution, generation time is about log-normal with a spread (sigma) near 0.12, so the window
-(with the 2 s before it) catches ~95 % of completions. Inside the window a completion waits at most one spacing, and the
-spacing is under 2 s; polls before the window are paid by every task, so the window opens as
-late as the 2 s p95 allows, while polls after the mode are cheap (few tasks get there), so it
-closes late. Simulated over the emulator's model: p95 delay ~1.8 s with ~11 GETs per task,
-where a fixed 15 s poller waits 14.3 s at p95.
+(with the 2 s before it) catches ~95 % of completions. Inside the window a completion waits at
+most one spacing, and the spacing is under 2 s. Polls before the window are paid by every task,
+so the window opens as late as the 2 s p95 allows; polls after the mode are cheap (few tasks get
+there), so it closes late. Simulated over the emulator's model: p95 delay ~1.8 s with ~11 GETs
+per task, where a fixed 15 s poller waits 14.3 s at p95.
 
 Every figure is a fraction of the expected duration, so shrinking HAILUO_EXPECTED_SECONDS
 (tests, the demo) shrinks the whole schedule with the emulator's clock.
