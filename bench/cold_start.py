@@ -6,7 +6,10 @@ interpreter, after one discarded warm-up each. Idle RSS is read from /proc after
 `initialized` notification and an idle pause, so ours includes its background-opened HTTP
 client and ledger.
 
-    .venv/bin/python bench/cold_start.py [--runs 25] [--idle 2.0]
+`--ablation` adds a third server: ours with the start-up GC pause and freeze of `cli.main`
+turned off, to show what they are worth.
+
+    .venv/bin/python bench/cold_start.py [--runs 25] [--idle 2.0] [--ablation]
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from _util import BARE_SERVER, PYTHON, StdioPeer, cpu_ms, machine, rss_mb, serve
 
 TARGET_TIME = 1.05
 TARGET_RSS = 1.10
+NO_GC_PAUSE = (
+    "import gc, sys; gc.disable = gc.freeze = lambda: None; "
+    "from hailuo_mcp.cli import main; sys.exit(main())"
+)
 
 
 def one_start(argv: list[str], home: Path, idle: float) -> tuple[float, float, float]:
@@ -41,8 +48,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=25, help="starts of each server")
     parser.add_argument("--idle", type=float, default=2.0, help="seconds idle before RSS")
+    parser.add_argument("--ablation", action="store_true", help="also ours without GC pause")
     args = parser.parse_args()
     servers = {"bare": [PYTHON, BARE_SERVER], "ours": [PYTHON, "-m", "hailuo_mcp"]}
+    if args.ablation:
+        servers["ours, GC on"] = [PYTHON, "-c", NO_GC_PAUSE]
     times: dict[str, list[float]] = {name: [] for name in servers}
     cpu: dict[str, list[float]] = {name: [] for name in servers}
     memory: dict[str, list[float]] = {name: [] for name in servers}
@@ -60,9 +70,9 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"runs: {args.runs} each, interleaved; idle pause {args.idle:g} s before RSS")
     for name in servers:
-        print(f"{name:>4} start to initialize: {summary(times[name], ' ms', 0)}")
-        print(f"{name:>4} CPU by initialize:   {summary(cpu[name], ' ms', 0)}")
-        print(f"{name:>4} idle RSS:            {summary(memory[name], ' MB', 1)}")
+        print(f"{name:>11} start to initialize: {summary(times[name], ' ms', 0)}")
+        print(f"{name:>11} CPU by initialize:   {summary(cpu[name], ' ms', 0)}")
+        print(f"{name:>11} idle RSS:            {summary(memory[name], ' MB', 1)}")
     time_ratio = statistics.median(times["ours"]) / statistics.median(times["bare"])
     rss_ratio = statistics.median(memory["ours"]) / statistics.median(memory["bare"])
     pairs = [o / b for o, b in zip(times["ours"], times["bare"], strict=True)]
@@ -73,6 +83,10 @@ def main() -> None:
     cpu_ratio = statistics.median(cpu["ours"]) / statistics.median(cpu["bare"])
     print(f"ratio CPU (medians):  {cpu_ratio:.3f}x  (steadier than wall time on a busy machine)")
     print(f"ratio RSS (medians):  {rss_ratio:.3f}x  (target <= {TARGET_RSS}x)")
+    if args.ablation:
+        off = statistics.median(times["ours, GC on"]) / statistics.median(times["bare"])
+        off_cpu = statistics.median(cpu["ours, GC on"]) / statistics.median(cpu["bare"])
+        print(f"without the GC pause: time {off:.3f}x, CPU {off_cpu:.3f}x the bare server")
 
 
 if __name__ == "__main__":
