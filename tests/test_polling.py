@@ -68,3 +68,26 @@ def test_progress_rises_steadily_and_never_reaches_100_before_the_end() -> None:
     values = [progress_percent(t, 77.0) for t in range(0, 600, 5)]
     assert all(b > a for a, b in zip(values, values[1:], strict=False))
     assert values[-1] < 100
+
+
+def first_dense_poll(times: list[float]) -> float:
+    """The first poll followed by a gap of at most 2 s."""
+    return next(a for a, b in zip(times, times[1:], strict=False) if b - a <= 2.0)
+
+
+def test_dense_polling_follows_the_observed_start_so_queue_time_drops_out() -> None:
+    short_queue = poll_times(PollSchedule(77.0), start_at=1.0, until=200.0)
+    long_queue = poll_times(PollSchedule(77.0), start_at=20.0, until=200.0)
+    shift = first_dense_poll(long_queue) - first_dense_poll(short_queue)
+    # Generation start is known to within one queued-poll interval, not the whole queue.
+    assert 19.0 - 0.12 * 77 <= shift <= 19.0 + 0.12 * 77
+
+
+@pytest.mark.parametrize("generation_s", [64.0, 70.0, 76.0, 85.0, 95.0])
+def test_a_completion_near_the_expected_end_is_seen_within_two_seconds(
+    generation_s: float,
+) -> None:
+    queue_s = 1.0
+    times = poll_times(PollSchedule(77.0), start_at=queue_s, until=queue_s + generation_s + 10)
+    seen = next(t for t in times if t >= queue_s + generation_s)
+    assert seen - (queue_s + generation_s) <= 2.0
