@@ -87,6 +87,7 @@ class Settings(BaseModel):
         put("PIAPI_WEBHOOK_SECRET", "webhook_secret")
         put("HAILUO_POINTS_PER_USD", "points_per_usd")
         put("HAILUO_REQUEST_TIMEOUT", "request_timeout")
+        put("HAILUO_CONNECT_TIMEOUT", "connect_timeout")
         put("HAILUO_DOWNLOAD_TIMEOUT", "download_timeout")
         values["demo"] = _truthy(env.get("HAILUO_DEMO"))
         if "HAILUO_FAST_REQUIRES_IMAGE" in env:
@@ -128,5 +129,6 @@ _ENV_NAMES = {
     "webhook_secret": "PIAPI_WEBHOOK_SECRET",
     "points_per_usd": "HAILUO_POINTS_PER_USD",
     "request_timeout": "HAILUO_REQUEST_TIMEOUT",
+    "connect_timeout": "HAILUO_CONNECT_TIMEOUT",
     "download_timeout": "HAILUO_DOWNLOAD_TIMEOUT",
 }

@@ -8,7 +8,8 @@ HailuoError
 ├── TaskNotFoundError        the task id is unknown upstream (404)
 ├── RetryableError           try again later
 │   ├── RateLimitedError     429, carries retry_after
-│   └── UpstreamUnavailableError 5xx, timeouts, connection failures, malformed answers
+│   └── UpstreamUnavailableError 5xx, timeouts, connection failures
+│       └── MalformedResponseError an answer we cannot read (not JSON, no `data`)
 ├── AmbiguousCreateError     the create may or may not have reached PiAPI: never retried blindly
 ├── TaskFailedError          the task ended failed upstream (nothing charged)
 ├── DownloadError            the video exists but could not be fetched (404, cut short)
@@ -90,6 +91,10 @@ class UpstreamUnavailableError(RetryableError):
     """PiAPI answered 5xx, timed out, dropped the connection or sent an unreadable answer."""
 
     kind = "upstream_unavailable"
+
+
+class MalformedResponseError(UpstreamUnavailableError):
+    """PiAPI's answer could not be read: after a create, its outcome is unknown."""
 
 
 class AmbiguousCreateError(HailuoError):

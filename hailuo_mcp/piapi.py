@@ -29,6 +29,7 @@ from hailuo_mcp.errors import (
     HailuoError,
     InputError,
     InsufficientCreditsError,
+    MalformedResponseError,
     RateLimitedError,
     StorageError,
     TaskNotFoundError,
@@ -213,11 +214,11 @@ class PiAPIClient:
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise UpstreamUnavailableError(
+            raise MalformedResponseError(
                 f"PiAPI sent an unreadable answer (HTTP {response.status_code}, not JSON)."
             ) from None
         if not isinstance(body, dict):
-            raise UpstreamUnavailableError("PiAPI sent an unreadable answer (not a JSON object).")
+            raise MalformedResponseError("PiAPI sent an unreadable answer (not a JSON object).")
         code = body.get("code", 200)
         if code not in (0, 200, "0", "200"):
             status = code if isinstance(code, int) else 500
@@ -225,7 +226,7 @@ class PiAPIClient:
             raise self._error_for(status, message, None)
         data = body.get("data")
         if not isinstance(data, dict):
-            raise UpstreamUnavailableError("PiAPI sent an answer without a task object (`data`).")
+            raise MalformedResponseError("PiAPI sent an answer without a task object (`data`).")
         return data
 
     async def create(self, request: VideoRequest) -> Task:
@@ -262,13 +263,20 @@ class PiAPIClient:
         try:
             data = self._envelope(response)
         except UpstreamUnavailableError as exc:
-            if response.status_code < 300:
-                # A 2xx with a body we cannot read: the task probably exists, id unknown.
-                raise AmbiguousCreateError(
-                    f"{exc.message} A task may have been created and may be charged; it was NOT "
-                    "retried. Check your PiAPI task history before generating again."
-                ) from None
-            raise
+            if response.status_code >= 300:
+                raise
+            # A 2xx without a readable task (garbled, or a server-error code in the envelope):
+            # the task may exist with an id we never learnt, so a retry could pay twice.
+            what = (
+                exc.message
+                if isinstance(exc, MalformedResponseError)
+                else "PiAPI's success answer to the create carried a server-error code instead "
+                "of a task."
+            )
+            raise AmbiguousCreateError(
+                f"{what} A task may have been created and may be charged; it was NOT "
+                "retried. Check your PiAPI task history before generating again."
+            ) from None
         task = self._read_task(data)
         if not is_valid_task_id(task.task_id):
             raise AmbiguousCreateError(

@@ -30,6 +30,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
             "HAILUO_WAIT_SECONDS": "12",
             "HAILUO_EXPECTED_SECONDS": "40",
             "HAILUO_DEMO": "1",
+            "HAILUO_CONNECT_TIMEOUT": "2.5",
             "HAILUO_IMAGE_DIRS": f"{tmp_path / 'a'}:{tmp_path / 'b'}",
         }
     )
@@ -42,6 +43,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert settings.ledger_path == tmp_path / "state" / "tasks.sqlite3"
     assert (settings.wait_seconds, settings.expected_seconds, settings.demo) == (12, 40, True)
     assert settings.image_dirs == (tmp_path / "a", tmp_path / "b")
+    assert settings.connect_timeout == 2.5
 
 
 def test_the_key_never_appears_in_the_settings_repr() -> None:
