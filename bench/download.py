@@ -7,7 +7,7 @@ shown with an fsync at the end, the durability ours pays for before its rename).
 growth is the child's peak RSS (VmHWM, reset after warm-up through /proc/self/clear_refs) minus
 its RSS before the download.
 
-    .venv/bin/python bench/download.py [--runs 7] [--mb 200]
+    .venv/bin/python bench/download.py [--runs 15] [--mb 200]
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def output_url(base: str) -> str:
 def main() -> None:
     """Run the interleaved children and print both sides' figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--child", nargs=4, metavar=("KIND", "URL", "VIDEO", "DIR"))
     args = parser.parse_args()
