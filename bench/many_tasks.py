@@ -14,7 +14,6 @@ request rate by N: a stress margin, not a realistic load.
 from __future__ import annotations
 
 import argparse
-import gc
 import resource
 import statistics
 import tempfile
@@ -36,15 +35,9 @@ TICK_S = 0.01
 
 def build(settings: Any) -> Any:
     """Build the server as `cli.main` does: GC paused while building, then frozen."""
-    gc.disable()
-    try:
-        from hailuo_mcp.server import build_server
+    from hailuo_mcp.cli import build_long_lived_server
 
-        server = build_server(settings)
-    finally:
-        gc.enable()
-    gc.freeze()
-    return server
+    return build_long_lived_server(settings)
 
 
 async def load(url: str, count: int, speed: float, tmp: Path) -> dict[str, Any]:

@@ -11,10 +11,16 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from hailuo_mcp import __version__
 from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from mcp.server import MCPServer
+
+    from hailuo_mcp.runtime import Runtime
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,6 +70,22 @@ def _configure_logging(default_level: str) -> None:
     logging.getLogger("uvicorn").setLevel(logging.WARNING)
 
 
+def build_long_lived_server(settings: Settings) -> MCPServer[Runtime]:
+    """Import and build the server as a process that serves until it exits."""
+    # Importing the SDK allocates ~90k objects that live as long as the process and frees almost
+    # none: pause the cyclic GC meanwhile (~5 % of start-up), then freeze them so that later full
+    # collections (~40 ms each over them) skip them. Figures: docs/PERFORMANCE.md.
+    gc.disable()
+    try:
+        from hailuo_mcp.server import build_server
+
+        server = build_server(settings)
+    finally:
+        gc.enable()
+    gc.freeze()
+    return server
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hailuo-mcp` console script and `python -m hailuo_mcp`."""
     args = _parser().parse_args(argv)
@@ -92,17 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             image_url=args.image_url,
             speed=args.speed,
         )
-    # Importing the SDK allocates ~90k objects that live as long as the process and frees almost
-    # none: pause the cyclic GC meanwhile (~5 % of start-up), then freeze them so that later full
-    # collections (~40 ms each over them) skip them. Figures: docs/PERFORMANCE.md.
-    gc.disable()
-    try:
-        from hailuo_mcp.server import build_server
-
-        server = build_server(settings)
-    finally:
-        gc.enable()
-    gc.freeze()
+    server = build_long_lived_server(settings)
     if getattr(args, "transport", "stdio") == "streamable-http":
         server.run("streamable-http", host=args.host, port=args.port)
     else:

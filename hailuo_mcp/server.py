@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import anyio
 from mcp.server import MCPServer
@@ -35,6 +35,9 @@ from hailuo_mcp.models import (
 from hailuo_mcp.pricing import Estimate, estimate
 from hailuo_mcp.results import ErrorInfo, TaskList, TaskSummary, VideoResult
 from hailuo_mcp.runtime import Runtime
+
+if TYPE_CHECKING:
+    from hailuo_mcp.flow import VideoService
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +103,17 @@ def _video_result(result: VideoResult) -> CallToolResult:
             )
         )
     return CallToolResult(content=content, structured_content=result.model_dump(mode="json"))
+
+
+async def _answer(
+    runtime: Runtime, call: Callable[[VideoService], Awaitable[VideoResult]]
+) -> CallToolResult:
+    """Run one service call and turn its result, or its error, into a tool result."""
+    try:
+        result = await call(await runtime.service())
+    except HailuoError as exc:
+        return await _error_result(exc, runtime)
+    return _video_result(result)
 
 
 ProgressFn = Callable[[float, float | None, str], Awaitable[None]]
@@ -211,16 +225,12 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
             )
         except ValidationError as exc:
             return await _error_result(InputError(_validation_message(exc)), runtime)
-        try:
-            service = await runtime.service()
-            result = await service.generate(
-                request,
-                wait_seconds=wait_seconds,
-                progress=_progress_reporter(ctx),
-            )
-        except HailuoError as exc:
-            return await _error_result(exc, runtime)
-        return _video_result(result)
+        return await _answer(
+            runtime,
+            lambda service: service.generate(
+                request, wait_seconds=wait_seconds, progress=_progress_reporter(ctx)
+            ),
+        )
 
     @mcp.tool(
         title="Check a Hailuo task",
@@ -248,16 +258,12 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
         progress) until the task ends or the time is up.
         """
         runtime = runtime_of(ctx)
-        try:
-            service = await runtime.service()
-            result = await service.lookup(
-                task_id,
-                wait_seconds=wait_seconds,
-                progress=_progress_reporter(ctx),
-            )
-        except HailuoError as exc:
-            return await _error_result(exc, runtime)
-        return _video_result(result)
+        return await _answer(
+            runtime,
+            lambda service: service.lookup(
+                task_id, wait_seconds=wait_seconds, progress=_progress_reporter(ctx)
+            ),
+        )
 
     @mcp.tool(
         title="Estimate a Hailuo video's cost",
