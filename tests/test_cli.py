@@ -1,0 +1,57 @@
+"""The command line's own subcommands, run as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_emulator_subcommand_serves_piapi_on_the_given_port(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hailuo_mcp", "emulator", "--port", str(port), "--speed", "1000"],
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        answer = None
+        while answer is None and time.monotonic() < deadline:
+            try:
+                answer = httpx.get(f"{url}/account/info", headers={"x-api-key": "any"})
+            except httpx.TransportError:
+                time.sleep(0.05)  # not listening yet
+        assert answer is not None and answer.status_code == 200
+        created = httpx.post(
+            f"{url}/api/v1/task",
+            json={"model": "hailuo", "task_type": "video_generation", "input": {"prompt": "x"}},
+            headers={"x-api-key": "any"},
+        ).json()
+        assert created["code"] == 200 and created["data"]["status"] == "pending"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_version_and_help_print_without_starting_a_server() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "hailuo_mcp", "--version"],
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
+    assert done.stdout.decode().startswith("hailuo-mcp ")
