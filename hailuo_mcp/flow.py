@@ -129,8 +129,8 @@ class VideoService:
                     "estimate_usd": price.usd,
                     "estimate_points": price.points,
                 },
+                attempt_id=attempt,
             )
-            await self._ledger.finish_attempt(attempt, "created", task_id=task.task_id)
         except HailuoError as exc:
             logger.error("task %s was created but not recorded: %s", task.task_id, exc.message)
             raise exc.with_task(task.task_id) from None

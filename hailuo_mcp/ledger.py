@@ -180,9 +180,19 @@ class Ledger:
         return self._conn
 
     async def record_task(
-        self, task_id: str, status: TaskStatus, *, origin: str, fields: dict[str, Any]
+        self,
+        task_id: str,
+        status: TaskStatus,
+        *,
+        origin: str,
+        fields: dict[str, Any],
+        attempt_id: int | None = None,
     ) -> None:
-        """Insert a task, or update it if another path recorded it first."""
+        """Insert a task, or update it if another path recorded it first.
+
+        With `attempt_id`, the create attempt that produced the task is closed in the same
+        transaction: the ledger never shows a created task beside an attempt still 'sending'.
+        """
         now = time.time()
         values = {k: v for k, v in fields.items() if k in _UPDATABLE}
 
@@ -195,6 +205,12 @@ class Ledger:
                     (task_id, status.value, origin, now, now),
                 )
                 self._update_in(conn, task_id, {"status": status.value, **values}, now)
+                if attempt_id is not None:
+                    conn.execute(
+                        "UPDATE create_attempts SET outcome = 'created', task_id = ? "
+                        "WHERE attempt_id = ?",
+                        (task_id, attempt_id),
+                    )
 
         await self._run(write)
 

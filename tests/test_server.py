@@ -413,3 +413,13 @@ async def test_expand_prompt_follows_the_server_default_unless_the_call_says(
     loud_task = emulator.task((loud.structured_content or {})["task_id"])
     assert quiet_task["input"]["expand_prompt"] is False
     assert loud_task["input"]["expand_prompt"] is True
+
+
+async def test_each_create_attempt_is_closed_with_the_task_it_made(
+    client: Client, emulator: Emulator, settings: Settings
+) -> None:
+    result = await client.call_tool("generate_video", {"prompt": "x", "wait_seconds": 0})
+    task_id = (result.structured_content or {})["task_id"]
+    with open_ledger_sync(settings.ledger_path) as conn:
+        attempts = [tuple(r) for r in conn.execute("SELECT outcome, task_id FROM create_attempts")]
+    assert attempts == [("created", task_id)]
