@@ -59,15 +59,30 @@ def wait_for(lines: queue.Queue[bytes], seen: list[bytes], request_id: int) -> d
             return dict(message)
 
 
+def demo_env(tmp_path: Path) -> dict[str, str]:
+    """The keyless demo server: it starts its own emulator (uvicorn) inside the process."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "HAILUO_DEMO": "1",
+        "HAILUO_DEMO_SPEED": "100",
+        "HAILUO_OUTPUT_DIR": str(tmp_path / "videos"),
+        "HAILUO_STATE_DIR": str(tmp_path / "state"),
+        "HAILUO_LOG_LEVEL": "DEBUG",
+    }
+
+
+@pytest.mark.parametrize("mode", ["piapi", "demo"])
 def test_a_generation_over_stdio_writes_only_json_rpc_to_stdout(
-    emulator: Emulator, tmp_path: Path
+    emulator: Emulator, tmp_path: Path, mode: str
 ) -> None:
+    env = server_env(emulator, tmp_path) if mode == "piapi" else demo_env(tmp_path)
     process = subprocess.Popen(
         [sys.executable, "-m", "hailuo_mcp"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=server_env(emulator, tmp_path),
+        env=env,
     )
     assert process.stdout is not None and process.stderr is not None
     lines: queue.Queue[bytes] = queue.Queue()
