@@ -55,3 +55,47 @@ def test_version_and_help_print_without_starting_a_server() -> None:
         check=True,
     )
     assert done.stdout.decode().startswith("hailuo-mcp ")
+
+
+def test_serve_over_streamable_http_answers_initialize(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "HAILUO_DEMO": "1",
+        "HAILUO_STATE_DIR": str(tmp_path / "state"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hailuo_mcp", "serve", "--transport", "streamable-http"]
+        + ["--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "http-test", "version": "1"},
+        },
+    }
+    try:
+        deadline = time.monotonic() + 20
+        answer = None
+        while answer is None and time.monotonic() < deadline:
+            try:
+                answer = httpx.post(
+                    f"http://127.0.0.1:{port}/mcp",
+                    json=initialize,
+                    headers={"accept": "application/json, text/event-stream"},
+                )
+            except httpx.TransportError:
+                time.sleep(0.05)  # not listening yet
+        assert answer is not None and answer.status_code == 200
+        assert '"serverInfo":{"name":"hailuo-mcp"' in answer.text
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
