@@ -273,36 +273,31 @@ class VideoService:
             await self._ledger.update(task_id, **_status_fields(task))
             await tick(f"completed · saving the video · task {task_id}")
             path = await self.save_video(task)
-            record = await self._ledger.get(task_id)
-            result = self._result_from_record(record, waited=waited) if record else None
-            if result is None:  # pragma: no cover - the row was written above
-                raise HailuoError("the ledger lost the task", task_id=task_id)
+            result = await self._recorded_result(task_id, waited)
             await progress(100.0, 100.0, f"saved {path.name}")
             return result.model_copy(update={"generation_seconds": _generation_seconds(task)})
         if not background:
             self.track_in_background(task_id)
-        record = await self._ledger.get(task_id)
-        base = self._result_from_record(record, waited=waited) if record else None
-        return VideoResult(
-            task_id=task_id,
-            status=task.status,
-            done=task.status.is_terminal,
-            model=base.model if base else None,
-            duration=base.duration if base else None,
-            resolution=base.resolution if base else None,
-            prompt=base.prompt if base else None,
-            cost_usd=base.cost_usd if base else None,
-            waited_seconds=round(waited, 2),
-            created_at=base.created_at if base else None,
-            next_step=(
-                f"The video is still being generated (status {task.status.value}). Call "
-                f"get_task with task_id={task_id} and wait_seconds up to "
+        result = await self._recorded_result(task_id, waited)
+        if task.status.is_terminal:
+            return result.model_copy(
+                update={"next_step": f"The task ended with status {task.status.value}."}
+            )
+        return result.model_copy(
+            update={
+                "next_step": f"The video is still being generated (status {task.status.value}). "
+                f"Call get_task with task_id={task_id} and wait_seconds up to "
                 f"{self._settings.wait_seconds:g} to check again; it is saved automatically "
                 "when it completes."
-                if not task.status.is_terminal
-                else f"The task ended with status {task.status.value}."
-            ),
+            }
         )
+
+    async def _recorded_result(self, task_id: str, waited: float) -> VideoResult:
+        """The answer about a task, read from its ledger row (written before we got here)."""
+        record = await self._ledger.get(task_id)
+        if record is None:  # pragma: no cover - every followed task was recorded first
+            raise HailuoError("the task ledger lost this task", task_id=task_id)
+        return self._result_from_record(record, waited=waited)
 
     def _seed_schedule(
         self, schedule: PollSchedule, task: Task, record: TaskRecord | None, *, created_here: bool

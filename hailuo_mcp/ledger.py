@@ -287,14 +287,6 @@ class Ledger:
 
         return await self._run(read)
 
-    async def count(self) -> int:
-        """How many tasks the ledger holds."""
-
-        def read() -> int:
-            return int(self._db().execute("SELECT COUNT(*) FROM tasks").fetchone()[0])
-
-        return await self._run(read)
-
     async def start_attempt(self, request: dict[str, Any]) -> int:
         """Record that a create is about to be sent (outcome 'sending')."""
         payload = json.dumps(request, sort_keys=True)
@@ -311,36 +303,21 @@ class Ledger:
 
         return await self._run(write)
 
-    async def finish_attempt(
-        self, attempt_id: int, outcome: str, *, task_id: str | None = None, message: str = ""
-    ) -> None:
-        """Record how a create attempt ended: created, rejected, not_sent or ambiguous."""
+    async def finish_attempt(self, attempt_id: int, outcome: str, *, message: str = "") -> None:
+        """Record why a create attempt made no task we know of (the error kind and message).
+
+        A successful attempt is closed by `record_task`, in the transaction that records the task.
+        """
 
         def write() -> None:
             conn = self._db()
             with conn:
                 conn.execute(
-                    "UPDATE create_attempts SET outcome = ?, task_id = ?, message = ? "
-                    "WHERE attempt_id = ?",
-                    (outcome, task_id, message, attempt_id),
+                    "UPDATE create_attempts SET outcome = ?, message = ? WHERE attempt_id = ?",
+                    (outcome, message, attempt_id),
                 )
 
         await self._run(write)
-
-    async def attempts(self, outcome: str | None = None) -> list[dict[str, Any]]:
-        """Create attempts, newest first (used to report ambiguous creates)."""
-
-        def read() -> list[dict[str, Any]]:
-            conn = self._db()
-            sql = "SELECT * FROM create_attempts"
-            args: tuple[Any, ...] = ()
-            if outcome is not None:
-                sql += " WHERE outcome = ?"
-                args = (outcome,)
-            rows = conn.execute(sql + " ORDER BY attempt_id DESC", args).fetchall()
-            return [dict(row) for row in rows]
-
-        return await self._run(read)
 
 
 def _record(row: sqlite3.Row) -> TaskRecord:

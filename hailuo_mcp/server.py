@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import (
     CallToolResult,
     ContentBlock,
@@ -280,8 +281,6 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
 
         Needs no API key. Charged only when a task completes successfully.
         """
-        from mcp.server.mcpserver.exceptions import ToolError
-
         try:
             return estimate(model, duration, resolution, points_per_usd=settings.points_per_usd)
         except InputError as exc:
