@@ -15,12 +15,22 @@ from typing import TYPE_CHECKING
 
 from hailuo_mcp import __version__
 from hailuo_mcp.config import Settings
-from hailuo_mcp.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from mcp.server import MCPServer
 
     from hailuo_mcp.runtime import Runtime
+
+
+def _speed(raw: str) -> float:
+    """An emulator time factor: a number above 0 (0 would freeze the emulated clock)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
+    if not 0 < value <= 10_000:
+        raise argparse.ArgumentTypeError("must be above 0 and at most 10000")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,13 +55,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--resolution", type=int, choices=[768, 1080], default=768)
     demo.add_argument("--image", dest="image_url", default=None, help="image URL or local file")
     demo.add_argument(
-        "--speed", type=float, default=10.0, help="emulator time factor (10: a 77 s job in ~8 s)"
+        "--speed",
+        type=_speed,
+        default=10.0,
+        help="emulator time factor, above 0 (10: a 77 s job in ~8 s)",
     )
 
     emulator = commands.add_parser("emulator", help="run the PiAPI emulator for development")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8080)
-    emulator.add_argument("--speed", type=float, default=1.0, help="time factor (100 = 100x)")
+    emulator.add_argument("--speed", type=_speed, default=1.0, help="time factor (100 = 100x)")
     emulator.add_argument(
         "--api-key", default=None, help="key the emulator expects (default: any non-empty key)"
     )
@@ -97,12 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         serve(args.host, args.port, EmulatorConfig(api_key=args.api_key, speed=args.speed))
         return 0
-    try:
-        settings = Settings.from_env()
-    except ConfigurationError as exc:
-        logging.getLogger("hailuo_mcp").error("%s", exc.message)
-        return 2
+    settings = Settings.from_env()
+    for problem in settings.problems:
+        # The server starts anyway: its tools answer this through the client, which would
+        # otherwise only see "connection closed".
+        logging.getLogger("hailuo_mcp").error("configuration: %s", problem)
     if command == "demo":
+        if settings.problems:
+            return 2
         from hailuo_mcp.demo import run_demo
 
         return run_demo(

@@ -1,18 +1,27 @@
-"""Settings: one frozen value built from the environment once, then passed down."""
+"""Settings: one frozen value built from the environment once, then passed down.
+
+A bad value never stops the server: a client would only see "connection closed". The variable
+falls back to its default, and the problem is kept in `Settings.problems`, so the tools that
+depend on it answer an error naming the variable and the rule.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from hailuo_mcp.errors import ConfigurationError
 
 DEFAULT_BASE_URL = "https://api.piapi.ai"
 DEFAULT_UPLOAD_URL = "https://upload.theapi.app/api/ephemeral_resource"
 APP_NAME = "hailuo-mcp"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
 
 
 def _default_output_dir() -> Path:
@@ -28,8 +37,35 @@ def _default_state_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+def absolute(path: Path) -> Path:
+    """The path made absolute against the start-up folder (`~` expanded, `..` folded)."""
+    return Path(os.path.abspath(path.expanduser()))
+
+
+class ConfigProblem(BaseModel):
+    """One environment variable whose value was refused, and the rule it broke."""
+
+    model_config = ConfigDict(frozen=True)
+
+    variable: str
+    rule: str
+
+    def __str__(self) -> str:
+        return f"{self.variable} {self.rule}"
+
+
+def _http_url_problem(url: str, *, path_allowed: bool) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    if not path_allowed and parts.path not in ("", "/"):
+        return (
+            f"must be the API's base URL without a path (e.g. {DEFAULT_BASE_URL}), "
+            f"not ending in {parts.path}"
+        )
+    if parts.query or parts.fragment:
+        return "must not carry a query or fragment"
+    return None
 
 
 class Settings(BaseModel):
@@ -45,7 +81,7 @@ class Settings(BaseModel):
     wait_seconds: float = Field(default=50.0, ge=0, le=3600)
     expected_seconds: float = Field(default=77.0, gt=0, le=3600)
     demo: bool = False
-    demo_speed: float = Field(default=10.0, gt=0)
+    demo_speed: float = Field(default=10.0, gt=0, le=10_000)
     image_dirs: tuple[Path, ...] = ()
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
@@ -54,81 +90,159 @@ class Settings(BaseModel):
     # [INF] 1 USD = 10,000,000 points, derived from the seed's task.
     points_per_usd: int = Field(default=10_000_000, gt=0)
     expand_prompt_default: bool = True
-    connect_timeout: float = Field(default=10.0, gt=0)
-    request_timeout: float = Field(default=30.0, gt=0)
-    download_timeout: float = Field(default=300.0, gt=0)
+    connect_timeout: float = Field(default=10.0, gt=0, le=600)
+    request_timeout: float = Field(default=30.0, gt=0, le=600)
+    download_timeout: float = Field(default=300.0, gt=0, le=7200)
     progress_interval: float = Field(default=4.0, gt=0, le=5.0)
     resume_on_start: bool = True
     max_image_bytes_probe: int = Field(default=512 * 1024, gt=0)
+    # Streamable HTTP: bearer tokens that may call the server, and extra Host names to accept.
+    http_tokens: tuple[SecretStr, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    # Variables whose values were refused (they hold their defaults); see the module docstring.
+    problems: tuple[ConfigProblem, ...] = ()
+
+    @field_validator("output_dir", "state_dir")
+    @classmethod
+    def _absolute_path(cls, path: Path) -> Path:
+        # Resolved once at start-up: a relative folder must not change meaning later, and a
+        # file:// link to the saved video needs an absolute path.
+        return absolute(path)
+
+    @field_validator("image_dirs")
+    @classmethod
+    def _absolute_paths(cls, paths: tuple[Path, ...]) -> tuple[Path, ...]:
+        return tuple(absolute(path) for path in paths)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_rule(cls, url: str) -> str:
+        problem = _http_url_problem(url, path_allowed=False)
+        if problem:
+            raise ValueError(problem)
+        return url.rstrip("/")
+
+    @field_validator("upload_url", "webhook_url")
+    @classmethod
+    def _url_rule(cls, url: str | None) -> str | None:
+        if url is not None and (problem := _http_url_problem(url, path_allowed=True)):
+            raise ValueError(problem)
+        return url
 
     @property
     def ledger_path(self) -> Path:
         """Where the SQLite task ledger lives."""
         return self.state_dir / "tasks.sqlite3"
 
+    def check(self, variables: Iterable[str] | None = None) -> None:
+        """Raise ConfigurationError if any of `variables` (default: all) was refused."""
+        wanted = None if variables is None else set(variables)
+        found = [p for p in self.problems if wanted is None or p.variable in wanted]
+        if found:
+            raise ConfigurationError(
+                "The server's configuration has a bad value: "
+                + "; ".join(str(p) for p in found)
+                + '. Fix it in the "env" block of this server in your MCP client '
+                "configuration and restart the server."
+            )
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from an environment mapping (os.environ when None)."""
         env = os.environ if env is None else env
         values: dict[str, object] = {}
+        problems: list[ConfigProblem] = []
 
         def put(name: str, key: str) -> None:
             raw = env.get(name)
             if raw is not None and raw.strip() != "":
                 values[key] = raw.strip()
 
-        put("PIAPI_API_KEY", "api_key")
-        put("PIAPI_BASE_URL", "base_url")
-        put("PIAPI_UPLOAD_URL", "upload_url")
-        put("HAILUO_WAIT_SECONDS", "wait_seconds")
-        put("HAILUO_EXPECTED_SECONDS", "expected_seconds")
-        put("HAILUO_DEMO_SPEED", "demo_speed")
-        put("PIAPI_WEBHOOK_URL", "webhook_url")
-        put("PIAPI_WEBHOOK_SECRET", "webhook_secret")
-        put("HAILUO_POINTS_PER_USD", "points_per_usd")
-        put("HAILUO_REQUEST_TIMEOUT", "request_timeout")
-        put("HAILUO_CONNECT_TIMEOUT", "connect_timeout")
-        put("HAILUO_DOWNLOAD_TIMEOUT", "download_timeout")
-        values["demo"] = _truthy(env.get("HAILUO_DEMO"))
-        if "HAILUO_FAST_REQUIRES_IMAGE" in env:
-            values["fast_requires_image"] = _truthy(env["HAILUO_FAST_REQUIRES_IMAGE"])
-        if "HAILUO_EXPAND_PROMPT_DEFAULT" in env:
-            values["expand_prompt_default"] = _truthy(env["HAILUO_EXPAND_PROMPT_DEFAULT"])
-        if "HAILUO_RESUME" in env:
-            values["resume_on_start"] = _truthy(env["HAILUO_RESUME"])
+        def flag(name: str, key: str) -> None:
+            if name not in env:
+                return
+            raw = env[name].strip().lower()
+            if raw in _TRUE or raw in _FALSE:
+                values[key] = raw in _TRUE
+            else:
+                problems.append(ConfigProblem(variable=name, rule="must be 1/0, true/false"))
+
+        for name, key in _ENV_NAMES.items():
+            if key not in _NOT_PLAIN:
+                put(name, key)
+        flag("HAILUO_DEMO", "demo")
+        flag("HAILUO_FAST_REQUIRES_IMAGE", "fast_requires_image")
+        flag("HAILUO_EXPAND_PROMPT_DEFAULT", "expand_prompt_default")
+        flag("HAILUO_RESUME", "resume_on_start")
         output = env.get("HAILUO_OUTPUT_DIR", "").strip()
         state = env.get("HAILUO_STATE_DIR", "").strip()
-        values["output_dir"] = Path(output).expanduser() if output else _default_output_dir()
-        values["state_dir"] = Path(state).expanduser() if state else _default_state_dir()
+        values["output_dir"] = Path(output) if output else _default_output_dir()
+        values["state_dir"] = Path(state) if state else _default_state_dir()
         dirs = env.get("HAILUO_IMAGE_DIRS", "").strip()
         if dirs:
             values["image_dirs"] = tuple(
-                Path(part).expanduser() for part in dirs.split(os.pathsep) if part.strip()
+                Path(part) for part in dirs.split(os.pathsep) if part.strip()
             )
         else:
             values["image_dirs"] = (Path.home(),)
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            # Name the variable and the rule; never echo values (one of them is the key).
-            problems = "; ".join(
-                f"{_ENV_NAMES.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}"
-                for err in exc.errors(include_input=False)
-            )
-            raise ConfigurationError(f"invalid configuration: {problems}") from None
+        tokens = [t.strip() for t in env.get("HAILUO_HTTP_TOKEN", "").split(",") if t.strip()]
+        values["http_tokens"] = tuple(SecretStr(t) for t in tokens)
+        hosts = [h.strip() for h in env.get("HAILUO_ALLOWED_HOSTS", "").split(",") if h.strip()]
+        values["allowed_hosts"] = tuple(hosts)
+        return cls._validated(values, problems)
+
+    @classmethod
+    def _validated(cls, values: dict[str, object], problems: list[ConfigProblem]) -> Settings:
+        """Validate; each refused value is dropped for its default and kept as a problem."""
+        for _ in range(len(values) + 1):
+            try:
+                return cls.model_validate({**values, "problems": tuple(problems)})
+            except ValidationError as exc:
+                # Name the variable and the rule; never echo values (one of them is the key).
+                for err in exc.errors(include_input=False, include_url=False):
+                    key = str(err["loc"][0]) if err["loc"] else ""
+                    if key not in values:
+                        raise
+                    values.pop(key)
+                    rule = str(err["msg"]).removeprefix("Value error, ")
+                    rule = rule.replace("Input should be", "must be")
+                    problems.append(ConfigProblem(variable=_VARIABLE.get(key, key), rule=rule))
+        raise AssertionError("unreachable: every round drops at least one value")
 
 
 _ENV_NAMES = {
-    "api_key": "PIAPI_API_KEY",
-    "base_url": "PIAPI_BASE_URL",
-    "upload_url": "PIAPI_UPLOAD_URL",
-    "wait_seconds": "HAILUO_WAIT_SECONDS",
-    "expected_seconds": "HAILUO_EXPECTED_SECONDS",
-    "demo_speed": "HAILUO_DEMO_SPEED",
-    "webhook_url": "PIAPI_WEBHOOK_URL",
-    "webhook_secret": "PIAPI_WEBHOOK_SECRET",
-    "points_per_usd": "HAILUO_POINTS_PER_USD",
-    "request_timeout": "HAILUO_REQUEST_TIMEOUT",
-    "connect_timeout": "HAILUO_CONNECT_TIMEOUT",
-    "download_timeout": "HAILUO_DOWNLOAD_TIMEOUT",
+    "PIAPI_API_KEY": "api_key",
+    "PIAPI_BASE_URL": "base_url",
+    "PIAPI_UPLOAD_URL": "upload_url",
+    "HAILUO_WAIT_SECONDS": "wait_seconds",
+    "HAILUO_EXPECTED_SECONDS": "expected_seconds",
+    "HAILUO_DEMO_SPEED": "demo_speed",
+    "PIAPI_WEBHOOK_URL": "webhook_url",
+    "PIAPI_WEBHOOK_SECRET": "webhook_secret",
+    "HAILUO_POINTS_PER_USD": "points_per_usd",
+    "HAILUO_REQUEST_TIMEOUT": "request_timeout",
+    "HAILUO_CONNECT_TIMEOUT": "connect_timeout",
+    "HAILUO_DOWNLOAD_TIMEOUT": "download_timeout",
+    "HAILUO_OUTPUT_DIR": "output_dir",
+    "HAILUO_STATE_DIR": "state_dir",
+    "HAILUO_IMAGE_DIRS": "image_dirs",
+    "HAILUO_DEMO": "demo",
+    "HAILUO_FAST_REQUIRES_IMAGE": "fast_requires_image",
+    "HAILUO_EXPAND_PROMPT_DEFAULT": "expand_prompt_default",
+    "HAILUO_RESUME": "resume_on_start",
+    "HAILUO_HTTP_TOKEN": "http_tokens",
+    "HAILUO_ALLOWED_HOSTS": "allowed_hosts",
 }
+# Read by hand in from_env (paths, flags, lists), not by `put`.
+_NOT_PLAIN = {
+    "output_dir",
+    "state_dir",
+    "image_dirs",
+    "demo",
+    "fast_requires_image",
+    "expand_prompt_default",
+    "resume_on_start",
+    "http_tokens",
+    "allowed_hosts",
+}
+_VARIABLE = {key: name for name, key in _ENV_NAMES.items()}
