@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from hailuo_mcp import __version__
 from hailuo_mcp.config import Settings
+from hailuo_mcp.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from mcp.server import MCPServer
@@ -43,7 +44,11 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the MCP server (stdio by default)")
     serve.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
-    serve.add_argument("--host", default="127.0.0.1", help="HTTP host (streamable-http only)")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="HTTP host (streamable-http only; beyond loopback needs HAILUO_HTTP_TOKEN)",
+    )
     serve.add_argument("--port", type=int, default=8765, help="HTTP port (streamable-http only)")
 
     demo = commands.add_parser(
@@ -131,7 +136,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     server = build_long_lived_server(settings)
     if getattr(args, "transport", "stdio") == "streamable-http":
-        server.run("streamable-http", host=args.host, port=args.port)
-    else:
-        server.run()
+        return _serve_http(server, settings, args.host, args.port)
+    server.run()
+    return 0
+
+
+def _serve_http(server: MCPServer[Runtime], settings: Settings, host: str, port: int) -> int:
+    """Serve streamable HTTP; 2 when the bind would be open to anyone (nothing listens then)."""
+    # Imported here: uvicorn and the HTTP stack are no cost of the stdio server.
+    import anyio
+
+    from hailuo_mcp.http_app import build_http_app, serve_http
+
+    try:
+        app = build_http_app(server, settings, host, port)
+    except ConfigurationError as exc:
+        logging.getLogger("hailuo_mcp").error("%s", exc.message)
+        return 2
+    anyio.run(serve_http, app, host, port)
     return 0
