@@ -6,8 +6,11 @@ No MCP here: tools call `VideoService` and turn its results and errors into tool
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -15,22 +18,23 @@ from anyio.abc import TaskGroup
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import (
+    ConfigurationError,
     HailuoError,
     InputError,
     RetryableError,
+    StorageError,
     TaskFailedError,
     TaskNotFoundError,
 )
 from hailuo_mcp.ledger import Ledger, TaskRecord
 from hailuo_mcp.models import Task, TaskStatus, VideoRequest, is_valid_task_id
 from hailuo_mcp.piapi import PiAPIClient, missing_key_error
-from hailuo_mcp.polling import QUEUE_SHARE, PollSchedule, expected_seconds, progress_percent
+from hailuo_mcp.polling import QUEUE_SHARE, PollSchedule, expected_seconds
 from hailuo_mcp.pricing import Estimate, estimate
+from hailuo_mcp.progress import Progress, silent
 from hailuo_mcp.results import VideoResult
 
 logger = logging.getLogger(__name__)
-
-ProgressFn = Callable[[float, float | None, str], Awaitable[None]]
 # Checks the image before any create and returns the request with its final http(s) URL;
 # the callback receives a sentence for each check that could not be made (see images.py).
 ImageGate = Callable[[VideoRequest, Callable[[str], None]], Awaitable[VideoRequest]]
@@ -39,10 +43,20 @@ ImageGate = Callable[[VideoRequest, Callable[[str], None]], Awaitable[VideoReque
 _RESUME_MAX_AGE_S = 24 * 3600.0
 # A task seen missing this many times in a row right after its create is really missing.
 _NOT_FOUND_TOLERANCE = 3
+# The last look before a wait budget ends, this long before it (at most; a share of short
+# budgets): a task that finished since the previous poll is reported done, not "processing".
+_FINAL_LOOK_S = 2.0
+_FINAL_LOOK_SHARE = 0.25
+# Shown for a demo task the emulator forgot when the demo server restarted.
+DEMO_LOST = "the built-in emulator restarted, so this emulated task was lost (nothing charged)"
 
 
-async def _no_progress(progress: float, total: float | None, message: str) -> None:
-    return None
+def cost_usd(record: TaskRecord, points_per_usd: int) -> float | None:
+    """What a task costs: the charged amount once completed, else the price estimate."""
+    cost = record.estimate_usd
+    if record.status == TaskStatus.COMPLETED and record.consumed_points:
+        cost = record.consumed_points / points_per_usd
+    return round(cost, 4) if cost is not None else None
 
 
 class VideoService:
@@ -98,17 +112,24 @@ class VideoService:
         request: VideoRequest,
         *,
         wait_seconds: float | None = None,
-        progress: ProgressFn = _no_progress,
+        progress: Progress | None = None,
     ) -> VideoResult:
         """Create one task and follow it until done or the wait budget is spent."""
+        progress = progress or silent()
+        self._settings.check()
         if self._settings.api_key is None:
             raise missing_key_error()
         self.check_request(request)
         price = self.estimate(request)
+        # Everything that can be checked is checked before anything is paid.
+        progress.say("checking the output folder")
+        await anyio.to_thread.run_sync(self._check_output_folder)
         warnings: list[str] = []
         if request.image_url and self._image_gate is not None:
+            progress.say("checking the image")
             request = await self._image_gate(request, warnings.append)
         attempt = await self._ledger.start_attempt(request.upstream_input())
+        progress.say("creating the task")
         try:
             task = await self._client.create(request)
         except HailuoError as exc:
@@ -126,6 +147,7 @@ class VideoService:
                     "duration": request.duration,
                     "resolution": request.resolution,
                     "image_url": request.image_url,
+                    "expand_prompt": request.expand_prompt,
                     "estimate_usd": price.usd,
                     "estimate_points": price.points,
                 },
@@ -142,34 +164,60 @@ class VideoService:
             request.resolution,
         )
         budget = self._settings.wait_seconds if wait_seconds is None else wait_seconds
-        result = await self._follow_guarded(task, budget, progress, created_here=True)
-        return result.model_copy(update={"warnings": warnings}) if warnings else result
+        async with self.after_create(task.task_id):
+            result = await self._follow(task, budget, progress, created_here=True)
+            return result.model_copy(update={"warnings": warnings}) if warnings else result
 
-    async def _follow_guarded(
-        self, task: Task, budget: float, progress: ProgressFn, *, created_here: bool
-    ) -> VideoResult:
-        """Follow a task; whatever goes wrong, the error names the task (invariant 3)."""
+    @asynccontextmanager
+    async def after_create(self, task_id: str) -> AsyncIterator[None]:
+        """Whatever happens inside, the task is not lost.
+
+        Any error names the task (invariant 3), even a bug's. A cancel, which usually means
+        the client gave up waiting, hands the task to background tracking: it is paid for and
+        its video is still saved (invariant 8).
+        """
         try:
-            return await self._follow(task, budget, progress, created_here=created_here)
+            yield
         except HailuoError as exc:
-            raise exc.with_task(task.task_id) from None
+            exc.with_task(task_id)
+            raise
+        except anyio.get_cancelled_exc_class():
+            logger.info("task %s: the call was cancelled; following it in the background", task_id)
+            self.track_in_background(task_id)
+            raise
         except Exception as exc:
-            # Even a bug must not hide the id of a task the user may pay for.
-            logger.exception("task %s: unexpected failure while following it", task.task_id)
+            logger.exception("task %s: unexpected failure", task_id)
             raise HailuoError(
-                f"Internal error while following the task ({type(exc).__name__}); the task is "
-                "recorded: call get_task to check it.",
-                task_id=task.task_id,
+                f"Internal error ({type(exc).__name__}) after the task was created; it is "
+                "recorded and followed: call get_task to check it.",
+                task_id=task_id,
             ) from exc
+
+    def _check_output_folder(self) -> None:
+        """Create the output folder and prove it writable, before anything is paid."""
+        folder = self._settings.output_dir
+        probe = folder / f".hailuo-write-check-{secrets.token_hex(4)}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"HAILUO_OUTPUT_DIR: cannot write videos to {folder} ({exc.strerror or exc}). "
+                "Set HAILUO_OUTPUT_DIR to a writable folder and restart the server; nothing "
+                "was created or charged."
+            ) from None
 
     async def lookup(
         self,
         task_id: str,
         *,
         wait_seconds: float = 0.0,
-        progress: ProgressFn = _no_progress,
+        progress: Progress | None = None,
     ) -> VideoResult:
         """Current state of a task (ours or created elsewhere), optionally waiting for it."""
+        progress = progress or silent()
+        self._settings.check()
         if not is_valid_task_id(task_id):
             raise InputError(
                 "task_id must be a PiAPI task id (letters, digits, '-' and '_', at most 128 "
@@ -178,21 +226,32 @@ class VideoService:
         known = await self._ledger.get(task_id)
         if known is not None and known.status == TaskStatus.COMPLETED and known.video_path:
             if Path(known.video_path).is_file():
-                return self._result_from_record(known, waited=0.0)
+                return self.result_from_record(known, waited=0.0)
+        if known is not None and known.status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+            # An ended task never changes: answer from the ledger, without an upstream call.
+            if known.status == TaskStatus.FAILED:
+                raise TaskFailedError(
+                    f"Hailuo could not generate this video: {known.error_message or 'no reason'}"
+                    ". Nothing was charged.",
+                    task_id=task_id,
+                )
+            return self.result_from_record(known, waited=0.0)
         if self._settings.api_key is None:
             raise missing_key_error()
-        task = await self._client.get(task_id)
-        if known is None:
-            await self._ledger.record_task(
-                task_id, task.status, origin="imported", fields=_fields_from_input(task)
-            )
-        return await self._follow_guarded(task, wait_seconds, progress, created_here=False)
+        progress.say("checking the task")
+        async with self.after_create(task_id):
+            task = await self._client.get(task_id)
+            if known is None:
+                await self._ledger.record_task(
+                    task_id, task.status, origin="imported", fields=_fields_from_input(task)
+                )
+            return await self._follow(task, wait_seconds, progress, created_here=False)
 
     async def _follow(
         self,
         task: Task,
         budget: float,
-        progress: ProgressFn,
+        progress: Progress,
         *,
         created_here: bool,
         background: bool = False,
@@ -204,40 +263,27 @@ class VideoService:
         schedule = PollSchedule(expected)
         started = time.monotonic()
         deadline = started + max(0.0, budget)
-        percent = 0.0
+        final_look = deadline - min(_FINAL_LOOK_S, _FINAL_LOOK_SHARE * max(0.0, budget))
         failures = 0
         retry_after: float | None = None
         missing = 0
         last_status = task.status
         self._seed_schedule(schedule, task, record, created_here=created_here)
-
-        async def tick(message: str) -> None:
-            nonlocal percent
-            elapsed = time.monotonic() - started
-            percent = max(percent + 0.01, progress_percent(elapsed, expected))
-            await progress(percent, 100.0, message)
+        progress.follow(task_id, task.status.value, expected)
 
         while not task.status.is_terminal:
             now = time.monotonic()
-            elapsed = now - started
             if now >= deadline:
                 break
-            delay = schedule.next_delay(elapsed)
+            delay = schedule.next_delay(now - started)
             if failures:
                 delay = max(delay, schedule.backoff(failures, retry_after))
-            wake = min(now + delay, deadline)
-            # Sleep in slices so a client that resets its timeout on progress keeps the call.
-            while True:
-                await tick(
-                    f"{task.status.value} · {time.monotonic() - started:.0f}s waited "
-                    f"(usually ~{expected:.0f}s) · task {task_id}"
-                )
-                remaining = wake - time.monotonic()
-                if remaining <= 0:
-                    break
-                await anyio.sleep(min(remaining, self._settings.progress_interval))
-            if time.monotonic() >= deadline:
+            # Look once more just before the budget ends, rather than report a stale status,
+            # unless PiAPI asked for a longer pause (Retry-After) than the budget has left.
+            last = now + delay >= final_look
+            if last and retry_after is not None and now + retry_after > final_look:
                 break
+            await anyio.sleep(max(0.0, final_look - now) if last else delay)
             try:
                 with anyio.fail_after(max(0.05, deadline - time.monotonic())):
                     fresh = await self._client.get(task_id)
@@ -247,19 +293,26 @@ class VideoService:
                 failures += 1
                 retry_after = exc.retry_after
                 logger.warning("task %s: poll failed (%s), retrying", task_id, exc.message)
+                if last:
+                    break
                 continue
             except TaskNotFoundError:
                 missing += 1
                 if not created_here or missing >= _NOT_FOUND_TOLERANCE:
                     raise
                 failures += 1
+                if last:
+                    break
                 continue
             failures, retry_after, missing = 0, None, 0
             task = fresh
             schedule.observe(time.monotonic() - started, task.status)
             if task.status != last_status:
                 last_status = task.status
+                progress.say(task.status.value)
                 await self._ledger.update(task_id, **_status_fields(task))
+            if last:
+                break
         waited = time.monotonic() - started
         if task.status == TaskStatus.FAILED:
             await self._ledger.update(task_id, **_status_fields(task))
@@ -271,33 +324,21 @@ class VideoService:
             )
         if task.status == TaskStatus.COMPLETED:
             await self._ledger.update(task_id, **_status_fields(task))
-            await tick(f"completed · saving the video · task {task_id}")
+            progress.say("completed, saving the video")
             path = await self.save_video(task)
             result = await self._recorded_result(task_id, waited)
-            await progress(100.0, 100.0, f"saved {path.name}")
+            await progress.finish(f"saved {path.name} · task {task_id}")
             return result.model_copy(update={"generation_seconds": _generation_seconds(task)})
         if not background:
             self.track_in_background(task_id)
-        result = await self._recorded_result(task_id, waited)
-        if task.status.is_terminal:
-            return result.model_copy(
-                update={"next_step": f"The task ended with status {task.status.value}."}
-            )
-        return result.model_copy(
-            update={
-                "next_step": f"The video is still being generated (status {task.status.value}). "
-                f"Call get_task with task_id={task_id} and wait_seconds up to "
-                f"{self._settings.wait_seconds:g} to check again; it is saved automatically "
-                "when it completes."
-            }
-        )
+        return await self._recorded_result(task_id, waited)
 
     async def _recorded_result(self, task_id: str, waited: float) -> VideoResult:
         """The answer about a task, read from its ledger row (written before we got here)."""
         record = await self._ledger.get(task_id)
         if record is None:  # pragma: no cover - every followed task was recorded first
             raise HailuoError("the task ledger lost this task", task_id=task_id)
-        return self._result_from_record(record, waited=waited)
+        return self.result_from_record(record, waited=waited)
 
     def _seed_schedule(
         self, schedule: PollSchedule, task: Task, record: TaskRecord | None, *, created_here: bool
@@ -339,7 +380,7 @@ class VideoService:
                 # retries it, starting from a status it does not know yet.
                 logger.info("task %s: first look failed (%s), polling on", task_id, exc.message)
                 task = Task(task_id=task_id, status=TaskStatus.UNKNOWN)
-            await self._follow(task, budget, _no_progress, created_here=False, background=True)
+            await self._follow(task, budget, silent(), created_here=False, background=True)
         except HailuoError as exc:
             logger.info("background tracking of %s ended: %s", task_id, exc.message)
         finally:
@@ -371,6 +412,11 @@ class VideoService:
                 await self._client.download(task.video_url, destination, task_id=task_id)
             except HailuoError as exc:
                 await self._ledger.update(task_id, error_kind=exc.kind, error_message=exc.message)
+                if isinstance(exc, StorageError):
+                    # The paid video is still upstream for a while: say where.
+                    raise StorageError(
+                        f"{exc.message} Video URL: {task.video_url}", task_id=task_id
+                    ) from exc
                 raise
             await self._ledger.update(
                 task_id, video_path=str(destination), error_kind=None, error_message=None
@@ -395,32 +441,40 @@ class VideoService:
         )
         return expected_seconds(base, model, duration, resolution)
 
-    def _result_from_record(self, record: TaskRecord, *, waited: float) -> VideoResult:
-        charged = record.status == TaskStatus.COMPLETED
-        cost = record.estimate_usd
-        if charged and record.consumed_points:
-            cost = record.consumed_points / self._settings.points_per_usd
+    def result_from_record(self, record: TaskRecord, *, waited: float) -> VideoResult:
+        """The answer about a task, from its ledger row."""
+        emulated = self._settings.demo
         saved = record.video_path is not None
+        status = record.status
         if saved:
             next_step = f"The video is saved at {record.video_path}."
-        elif record.status == TaskStatus.COMPLETED:
+        elif status == TaskStatus.COMPLETED:
             next_step = (
                 f"The video is ready at video_url; call get_task {record.task_id} to save it."
             )
+        elif status.is_terminal:
+            reason = f": {record.error_message}" if record.error_message else ""
+            next_step = f"The task ended with status {status.value}{reason}."
         else:
-            next_step = f"Call get_task with task_id={record.task_id} to check again."
+            next_step = (
+                f"The video is still being generated (status {status.value}). Call get_task "
+                f"with task_id={record.task_id} and wait_seconds up to "
+                f"{self._settings.wait_seconds:g} to check again; it is saved automatically "
+                "when it completes."
+            )
         return VideoResult(
             task_id=record.task_id,
-            status=record.status,
-            done=saved or record.status in (TaskStatus.FAILED, TaskStatus.CANCELLED),
+            status=status,
+            done=saved or status in (TaskStatus.FAILED, TaskStatus.CANCELLED),
             video_path=record.video_path,
             video_url=record.video_url,
             model=record.model,
             duration=record.duration,
             resolution=record.resolution,
             prompt=record.prompt,
-            cost_usd=round(cost, 4) if cost is not None else None,
-            charged=charged,
+            cost_usd=cost_usd(record, self._settings.points_per_usd),
+            charged=status == TaskStatus.COMPLETED and not emulated,
+            emulated=emulated,
             waited_seconds=round(waited, 2),
             created_at=record.created_iso,
             next_step=next_step,

@@ -229,6 +229,12 @@ class ImageGate:
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 fetched = f"the request failed ({type(exc).__name__})"
         if isinstance(fetched, str):
+            # Unreadable for a passing reason: what the name says can still be checked.
+            refused = _refused_extension(url)
+            if refused:
+                raise InputError(
+                    f"image_url names a .{refused} file; Hailuo takes JPG or PNG images only"
+                )
             warn(_unchecked(fetched))
             return
         if fetched.total is not None:
@@ -282,6 +288,12 @@ class ImageGate:
                         )
                     current = target
                     continue
+                if response.status_code in (404, 410):
+                    # Gone for good: PiAPI would fail the task on it, so refuse before paying.
+                    raise InputError(
+                        f"image_url: the image host answers HTTP {response.status_code} (no such "
+                        "file); give the URL of an image that exists"
+                    )
                 if not 200 <= response.status_code < 300:
                     return f"the image host answered HTTP {response.status_code}"
                 data = bytearray()
@@ -371,6 +383,16 @@ class ImageGate:
         # The whole file is in hand: verify it, so a truncated image is refused before upload.
         read_header(io.BytesIO(data), whole=True, verify=True)
         return f"image.{FORMAT_EXTENSIONS[facts.format]}", data
+
+
+_REFUSED_EXTENSIONS = ("gif", "webp", "bmp", "tif", "tiff", "heic", "avif", "svg")
+
+
+def _refused_extension(url: str) -> str | None:
+    """The extension of the URL's file name when it names a format Hailuo refuses."""
+    name = urlsplit(url).path.rsplit("/", 1)[-1].lower()
+    extension = name.rsplit(".", 1)[-1] if "." in name else ""
+    return extension if extension in _REFUSED_EXTENSIONS else None
 
 
 def _unchecked(why: str) -> str:

@@ -10,6 +10,7 @@ also waited for a trip through a busy event loop, and 1000 tasks queued for seco
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -79,6 +80,7 @@ _UPDATABLE = {
     "duration",
     "resolution",
     "image_url",
+    "expand_prompt",
     "estimate_usd",
     "estimate_points",
 }
@@ -101,6 +103,7 @@ class TaskRecord(BaseModel):
     duration: int | None = None
     resolution: int | None = None
     image_url: str | None = None
+    expand_prompt: bool | None = None
     estimate_usd: float | None = None
     estimate_points: int | None = None
     consumed_points: int | None = None
@@ -137,7 +140,8 @@ class Ledger:
 
     def _open(self) -> None:
         try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _make_private(self._path)
             conn = sqlite3.connect(
                 self._path, timeout=self._busy_timeout_s, check_same_thread=False
             )
@@ -152,6 +156,9 @@ class Ledger:
         conn.execute("PRAGMA synchronous = NORMAL")
         with conn:
             conn.executescript(_SCHEMA)
+        # The WAL and shared-memory files hold prompts too.
+        for suffix in ("-wal", "-shm"):
+            _make_private(Path(f"{self._path}{suffix}"))
         self._conn = conn
 
     def _close(self) -> None:
@@ -287,6 +294,23 @@ class Ledger:
 
         return await self._run(read)
 
+    async def abandon_unfinished(self, reason: str) -> int:
+        """End every unfinished task as cancelled with `reason` (the demo emulator forgot them)."""
+        now = time.time()
+
+        def write() -> int:
+            conn = self._db()
+            with conn:
+                cursor = conn.execute(
+                    "UPDATE tasks SET status = 'cancelled', error_kind = 'emulator_restarted', "
+                    "error_message = ?, finished_at = ?, updated_at = ? WHERE status NOT IN "
+                    "('completed', 'failed', 'cancelled')",
+                    (reason, now, now),
+                )
+            return cursor.rowcount
+
+        return await self._run(write)
+
     async def start_attempt(self, request: dict[str, Any]) -> int:
         """Record that a create is about to be sent (outcome 'sending')."""
         payload = json.dumps(request, sort_keys=True)
@@ -320,12 +344,23 @@ class Ledger:
         await self._run(write)
 
 
+def _make_private(path: Path) -> None:
+    """Create `path` readable and writable by its owner only (0600), or narrow it to that."""
+    if path.exists():
+        path.chmod(0o600)
+    elif path.name.endswith(("-wal", "-shm")):
+        return  # SQLite creates these with the main file's mode
+    else:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _record(row: sqlite3.Row) -> TaskRecord:
     data = dict(row)
     data["status"] = TaskStatus.parse(data["status"])
     for name in ("upstream_created_at", "upstream_started_at", "upstream_ended_at"):
         data.pop(name, None)
-    data.pop("expand_prompt", None)
+    if data.get("expand_prompt") is not None:
+        data["expand_prompt"] = bool(data["expand_prompt"])
     return TaskRecord.model_validate(data)
 
 

@@ -262,6 +262,13 @@ class PiAPIClient:
             ) from None
         try:
             data = self._envelope(response)
+        except TaskNotFoundError:
+            # A 404 to the create is not an unknown task: the URL is wrong.
+            raise ConfigurationError(
+                f"PiAPI answered HTTP 404 to the create at {url}: PIAPI_BASE_URL "
+                f"({self._settings.base_url}) is probably wrong; it must be the API's base URL, "
+                "e.g. https://api.piapi.ai. No task was created."
+            ) from None
         except UpstreamUnavailableError as exc:
             if response.status_code >= 300:
                 raise

@@ -9,11 +9,13 @@ from pydantic import BaseModel
 from hailuo_mcp.errors import InputError
 from hailuo_mcp.models import Duration, Resolution, Variant
 
-# (model, duration s, resolution) -> USD; charged on successful completion only.
+# (model, duration s, resolution) -> USD; charged on successful completion only. The seed's
+# tables are three columns (price | duration | resolution) flattened into one string per row:
+# "$0.461080" is $0.4 | 6 | 1080, like the fast table's "$0.2661080" = $0.26 | 6 | 1080.
 PRICES_USD: dict[tuple[str, int, int], Decimal] = {
     ("v2.3", 6, 768): Decimal("0.23"),
     ("v2.3", 10, 768): Decimal("0.45"),
-    ("v2.3", 6, 1080): Decimal("0.46"),
+    ("v2.3", 6, 1080): Decimal("0.40"),
     ("v2.3-fast", 6, 768): Decimal("0.16"),
     ("v2.3-fast", 10, 768): Decimal("0.26"),
     ("v2.3-fast", 6, 1080): Decimal("0.26"),

@@ -25,6 +25,9 @@ class VideoResult(BaseModel):
         default=None, description="Price of the task; charged on successful completion only"
     )
     charged: bool = Field(default=False, description="True once PiAPI consumed the credits")
+    emulated: bool = Field(
+        default=False, description="True on the built-in emulator (demo): nothing is charged"
+    )
     waited_seconds: float = Field(default=0.0, description="How long this call waited")
     generation_seconds: float | None = Field(
         default=None, description="Upstream time from start to end of generation"
@@ -36,6 +39,10 @@ class VideoResult(BaseModel):
         description="Checks that could not be made before the create (e.g. an image_url that "
         "could not be read from here)",
     )
+    error_kind: str | None = Field(
+        default=None, description="On an error result: what went wrong, as one word"
+    )
+    error_message: str | None = Field(default=None, description="On an error result: the error")
 
 
 class TaskSummary(BaseModel):
@@ -48,7 +55,10 @@ class TaskSummary(BaseModel):
     model: str | None = None
     duration: int | None = None
     resolution: int | None = None
-    cost_usd: float | None = None
+    cost_usd: float | None = Field(
+        default=None, description="Charged amount once completed, else the price estimate"
+    )
+    charged: bool = False
     video_path: str | None = None
     video_url: str | None = None
     error: str | None = None
@@ -59,16 +69,3 @@ class TaskList(BaseModel):
 
     tasks: list[TaskSummary]
     count: int = Field(description="How many tasks are listed")
-
-
-class ErrorInfo(BaseModel):
-    """The structured part of an error result."""
-
-    error_kind: str = Field(description="What went wrong, as one word")
-    message: str
-    task_id: str | None = Field(
-        default=None, description="The PiAPI task this concerns, when one exists"
-    )
-    status: str | None = None
-    video_url: str | None = None
-    video_path: str | None = None

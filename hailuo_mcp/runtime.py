@@ -72,7 +72,8 @@ class Runtime:
             await self._ready.wait()
         if self._error is not None:
             raise self._error
-        assert self._service is not None
+        if self._service is None:
+            raise StorageError("The server's resources are closed (it is shutting down).")
         return self._service
 
     async def _open(self) -> None:
@@ -83,6 +84,14 @@ class Runtime:
         except HailuoError as exc:
             self._error = exc
             logger.error("could not open the server's resources: %s", exc.message)
+        except Exception as exc:
+            # Anything else (the demo emulator failing to bind, say) is still told to the
+            # tools, which answer it; the session must not die of it.
+            logger.exception("could not open the server's resources")
+            self._error = StorageError(
+                f"The server could not start its resources ({type(exc).__name__}: {exc}); "
+                "see its log, fix the cause and restart it."
+            )
         finally:
             self._ready.set()
         if self._service is not None and self.settings.resume_on_start:
@@ -93,7 +102,7 @@ class Runtime:
 
     async def _open_service(self) -> VideoService:
         # Imported here, off the start-up path: httpx, sqlite3 and the flow.
-        from hailuo_mcp.flow import VideoService
+        from hailuo_mcp.flow import DEMO_LOST, VideoService
         from hailuo_mcp.images import ImageGate
         from hailuo_mcp.ledger import Ledger
         from hailuo_mcp.piapi import PiAPIClient
@@ -106,6 +115,11 @@ class Runtime:
             ledger = await self._resources.enter_async_context(Ledger(settings.ledger_path))
         except OSError as exc:
             raise StorageError(f"cannot open the task ledger: {exc}") from None
+        if settings.demo:
+            # The emulator keeps its tasks in memory: those it had before a restart are gone.
+            lost = await ledger.abandon_unfinished(DEMO_LOST)
+            if lost:
+                logger.info("demo mode: %d emulated task(s) from before the restart ended", lost)
         gate = ImageGate(settings, client).prepare
         service = VideoService(settings, client, ledger, image_gate=gate)
         assert self._task_group is not None
@@ -128,5 +142,7 @@ class Runtime:
                 "upload_url": emulator.upload_url,
                 "expected_seconds": settings.expected_seconds / speed,
                 "state_dir": settings.state_dir / "demo",
+                # Emulated videos stay apart from real ones.
+                "output_dir": settings.output_dir / "demo",
             }
         )

@@ -1,20 +1,24 @@
-"""build_server(settings) -> MCPServer: the lifespan and four thin tools."""
+"""build_server(settings) -> MCPServer: the lifespan, four thin tools and the saved videos."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import (
     CallToolResult,
     ContentBlock,
+    ListResourcesResult,
+    PaginatedRequestParams,
+    Resource,
     ResourceLink,
     TextContent,
     ToolAnnotations,
@@ -32,12 +36,16 @@ from hailuo_mcp.models import (
     TaskStatus,
     Variant,
     VideoRequest,
+    is_valid_task_id,
 )
 from hailuo_mcp.pricing import Estimate, estimate
-from hailuo_mcp.results import ErrorInfo, TaskList, TaskSummary, VideoResult
+from hailuo_mcp.progress import Progress, reporting
+from hailuo_mcp.results import TaskList, TaskSummary, VideoResult
 from hailuo_mcp.runtime import Runtime
 
 if TYPE_CHECKING:
+    from mcp.server.context import ServerRequestContext
+
     from hailuo_mcp.flow import VideoService
 
 logger = logging.getLogger(__name__)
@@ -49,56 +57,135 @@ the saved file. If it returns before the video is ready, it gives a task_id: cal
 it later. estimate_cost prices a request first; list_tasks shows recent tasks."""
 
 StatusFilter = Literal["pending", "processing", "completed", "failed"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Where a machine reads an error's kind and task id (the model reads the text).
+ERROR_META_KEY = "io.github.hailuo-mcp/error"
+# Saved videos as resources: the URI a result's resource_link gives.
+VIDEO_URI = "hailuo://videos/{task_id}.mp4"
+_LISTED_VIDEOS = 50
 
 
-def _validation_message(exc: ValidationError) -> str:
+def video_uri(task_id: str) -> str:
+    """The resource URI of a task's saved video."""
+    return VIDEO_URI.format(task_id=task_id)
+
+
+def _rule(message: str) -> str:
+    return message.removeprefix("Value error, ").replace("Input should be", "must be")
+
+
+def validation_message(exc: ValidationError) -> str:
     """One line per broken rule, naming the field; never echoes the (possibly huge) input."""
-    parts = []
-    for error in exc.errors(include_input=False, include_url=False):
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False, include_context=False):
         field = ".".join(str(x) for x in error["loc"]) or "request"
-        message = str(error["msg"]).removeprefix("Value error, ")
-        parts.append(f"{field}: {message}" if field not in message else message)
-    return "; ".join(parts)
+        message = _rule(str(error["msg"]))
+        if error["type"] == "missing":
+            message = "is required"
+        elif error["type"] == "extra_forbidden":
+            message = "is not a parameter of this tool"
+        lines.append(message if field in message else f"{field}: {message}")
+    return "\n".join(dict.fromkeys(lines))
 
 
-async def _error_result(exc: HailuoError, runtime: Runtime) -> CallToolResult:
-    """An isError result an assistant can act on, with the task id whenever one exists."""
-    info = ErrorInfo(error_kind=exc.kind, message=exc.message, task_id=exc.task_id)
-    text = exc.message
+def _error_text(exc: HailuoError) -> str:
+    text = f"Error ({exc.kind}): {exc.message}"
+    if exc.task_id and exc.task_id not in exc.message:
+        text += f" (task_id: {exc.task_id})"
+    return text
+
+
+async def _error_result(
+    exc: HailuoError, runtime: Runtime | None, *, video_schema: bool = False
+) -> CallToolResult:
+    """An isError result every client accepts, with the task id whenever one exists.
+
+    The TypeScript SDK validates structuredContent against the tool's outputSchema even on an
+    error, and throws the result away if it does not match: structuredContent is only sent
+    when it is a valid VideoResult (a task exists). The text says it all, for models that see
+    only text; `_meta` carries the kind and task id for programs.
+    """
+    logger.info("tool error (%s): %s", exc.kind, _error_text(exc))
+    structured: dict[str, Any] | None = None
+    if exc.task_id and video_schema:
+        structured = (
+            (await _task_state(exc.task_id, runtime))
+            .model_copy(update={"error_kind": exc.kind, "error_message": exc.message})
+            .model_dump(mode="json")
+        )
+    meta = {"error_kind": exc.kind, "message": exc.message}
     if exc.task_id:
-        text = f"{exc.message} (task_id: {exc.task_id})"
-        try:
-            record = await (await runtime.service()).ledger.get(exc.task_id)
-        except HailuoError:
-            record = None
-        if record is not None:
-            info.status = record.status.value
-            info.video_url = record.video_url
-            info.video_path = record.video_path
-    logger.info("tool error (%s): %s", exc.kind, text)
+        meta["task_id"] = exc.task_id
     return CallToolResult(
         is_error=True,
-        content=[TextContent(type="text", text=text)],
-        structured_content=info.model_dump(mode="json", exclude_none=True),
+        content=[TextContent(type="text", text=_error_text(exc))],
+        structured_content=structured,
+        _meta={ERROR_META_KEY: meta},
     )
 
 
-def _video_result(result: VideoResult) -> CallToolResult:
-    """A result with a summary, the structured fields and a link to the saved file."""
+async def _task_state(task_id: str, runtime: Runtime | None) -> VideoResult:
+    """What the ledger knows of a task, for an error result about it."""
+    try:
+        if runtime is not None:
+            service = await runtime.service()
+            record = await service.ledger.get(task_id)
+            if record is not None:
+                return service.result_from_record(record, waited=0.0)
+    except HailuoError:
+        pass  # the error being answered matters more than the ledger's view of it
+    return VideoResult(
+        task_id=task_id,
+        status=TaskStatus.UNKNOWN,
+        done=False,
+        next_step=f"Call get_task with task_id={task_id} to check it.",
+    )
+
+
+def _money(result: VideoResult) -> str:
+    if result.emulated:
+        return "emulated, nothing charged"
+    if result.cost_usd is None:
+        return "cost unknown"
+    return f"${result.cost_usd:.2f} charged" if result.charged else f"${result.cost_usd:.2f}"
+
+
+def _video_text(result: VideoResult) -> str:
+    """The whole answer in words: many clients hand only the text to the model."""
     if result.video_path:
-        text = f"Video saved to {result.video_path} (task_id: {result.task_id})."
+        what = " · ".join(
+            part
+            for part in (
+                result.model,
+                f"{result.duration} s" if result.duration else None,
+                f"{result.resolution}p" if result.resolution else None,
+            )
+            if part
+        )
+        took = (
+            f"generated in {result.generation_seconds:.0f} s"
+            if result.generation_seconds is not None
+            else None
+        )
+        details = ", ".join(p for p in (what, _money(result), took) if p)
+        text = f"Video saved to {result.video_path} ({details}). task_id: {result.task_id}."
     else:
         text = f"Task {result.task_id} is {result.status.value}. {result.next_step}"
-    if result.warnings:
-        text = " ".join([text, *result.warnings])
-    content: list[ContentBlock] = [TextContent(type="text", text=text)]
+    return " ".join([text, *result.warnings])
+
+
+def _video_result(result: VideoResult) -> CallToolResult:
+    """A result with the whole answer in text, the structured fields and a link to the file."""
+    content: list[ContentBlock] = [TextContent(type="text", text=_video_text(result))]
     if result.video_path:
         path = Path(result.video_path)
         content.append(
             ResourceLink(
                 type="resource_link",
-                uri=path.as_uri(),
+                uri=video_uri(result.task_id),
                 name=path.name,
+                description=f"The saved video, at {path} on the server's machine",
                 mime_type="video/mp4",
                 size=path.stat().st_size if path.is_file() else None,
             )
@@ -113,22 +200,69 @@ async def _answer(
     try:
         result = await call(await runtime.service())
     except HailuoError as exc:
-        return await _error_result(exc, runtime)
-    return _video_result(result)
+        return await _error_result(exc, runtime, video_schema=True)
+    try:
+        return _video_result(result)
+    except Exception as exc:
+        # Building the answer comes after a create too: it must not lose the id (invariant 3).
+        logger.exception("task %s: could not build the answer", result.task_id)
+        error = HailuoError(
+            f"The task is recorded but its answer could not be built ({type(exc).__name__}); "
+            "call get_task to check it.",
+            task_id=result.task_id,
+        )
+        return await _error_result(error, runtime, video_schema=True)
 
 
-ProgressFn = Callable[[float, float | None, str], Awaitable[None]]
+@asynccontextmanager
+async def _progress(ctx: Context, settings: Settings) -> AsyncIterator[Progress]:
+    async with reporting(ctx.report_progress, interval=settings.progress_interval) as progress:
+        yield progress
 
 
-def _progress_reporter(ctx: Context) -> ProgressFn:
-    async def report(progress: float, total: float | None, message: str) -> None:
+class HailuoServer(MCPServer[Runtime]):
+    """MCPServer with our error format for argument errors, and the saved videos listed."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Runtime, Any] | None = None
+    ) -> Any:
+        """Call a tool; arguments the SDK refuses get the same answer as ours."""
         try:
-            await ctx.report_progress(progress, total, message)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            # The client went away: the flow carries on and the ledger keeps the task.
-            pass
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                error = InputError(validation_message(exc.__cause__))
+                return await _error_result(error, None)
+            raise
 
-    return report
+    async def _handle_list_resources(
+        self, ctx: ServerRequestContext[Runtime], params: PaginatedRequestParams | None
+    ) -> ListResourcesResult:
+        listed = await super()._handle_list_resources(ctx, params)
+        runtime = ctx.lifespan_context
+        if not isinstance(runtime, Runtime):
+            return listed
+        try:
+            service = await runtime.service()
+            rows = await service.recent(_LISTED_VIDEOS, TaskStatus.COMPLETED)
+        except HailuoError:
+            return listed
+        videos = []
+        for row in rows:
+            path = Path(row.video_path) if row.video_path else None
+            if path is None or not path.is_file():
+                continue
+            videos.append(
+                Resource(
+                    uri=video_uri(row.task_id),
+                    name=path.name,
+                    title=(row.prompt or "")[:80] or None,
+                    description=f"Hailuo video of task {row.task_id}, saved at {path}",
+                    mime_type="video/mp4",
+                    size=path.stat().st_size,
+                )
+            )
+        return ListResourcesResult(resources=[*listed.resources, *videos])
 
 
 def build_server(settings: Settings) -> MCPServer[Runtime]:
@@ -139,7 +273,7 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
         async with Runtime(settings) as runtime:
             yield runtime
 
-    mcp: MCPServer[Runtime] = MCPServer(
+    mcp = HailuoServer(
         "hailuo-mcp",
         title="Hailuo video (PiAPI)",
         version=__version__,
@@ -147,14 +281,24 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
         lifespan=lifespan,
     )
 
+    def tool(title: str, annotations: ToolAnnotations) -> Callable[[F], F]:
+        """Register a tool; its description is its docstring without the source's indent."""
+
+        def register(fn: F) -> F:
+            description = inspect.cleandoc(fn.__doc__ or "")
+            mcp.tool(title=title, description=description, annotations=annotations)(fn)
+            return fn
+
+        return register
+
     def runtime_of(ctx: Context) -> Runtime:
         runtime = ctx.request_context.lifespan_context
         assert isinstance(runtime, Runtime)
         return runtime
 
-    @mcp.tool(
-        title="Generate a Hailuo video",
-        annotations=ToolAnnotations(
+    @tool(
+        "Generate a Hailuo video",
+        ToolAnnotations(
             read_only_hint=False,
             destructive_hint=False,
             idempotent_hint=False,
@@ -208,9 +352,11 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
     ) -> Annotated[CallToolResult, VideoResult]:
         """Generate a video with MiniMax Hailuo and save it as an MP4 on this machine.
 
-        Costs money (see estimate_cost): USD 0.16 to 0.46 per video, charged only on success.
+        Costs money (see estimate_cost): USD 0.16 to 0.45 per video, charged only on success.
         Takes about 80 s. If the video is not ready within wait_seconds, the result has
-        done=false and a task_id: call get_task with it to finish and save the video.
+        done=false and a task_id: call get_task with it to finish. The task cannot be stopped
+        once created: if this call is cancelled or the client stops waiting, the server keeps
+        following the task and still saves the video; get_task with the task_id returns it.
         """
         runtime = runtime_of(ctx)
         try:
@@ -225,18 +371,20 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
                 ),
             )
         except ValidationError as exc:
-            return await _error_result(InputError(_validation_message(exc)), runtime)
-        return await _answer(
-            runtime,
-            lambda service: service.generate(
-                request, wait_seconds=wait_seconds, progress=_progress_reporter(ctx)
-            ),
-        )
+            return await _error_result(InputError(validation_message(exc)), runtime)
+        async with _progress(ctx, settings) as progress:
+            return await _answer(
+                runtime,
+                lambda service: service.generate(
+                    request, wait_seconds=wait_seconds, progress=progress
+                ),
+            )
 
-    @mcp.tool(
-        title="Check a Hailuo task",
-        annotations=ToolAnnotations(
-            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+    @tool(
+        "Check a Hailuo task",
+        # Not read-only: the first look at a completed task downloads and saves its video.
+        ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
         ),
     )
     async def get_task(
@@ -259,16 +407,17 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
         progress) until the task ends or the time is up.
         """
         runtime = runtime_of(ctx)
-        return await _answer(
-            runtime,
-            lambda service: service.lookup(
-                task_id, wait_seconds=wait_seconds, progress=_progress_reporter(ctx)
-            ),
-        )
+        async with _progress(ctx, settings) as progress:
+            return await _answer(
+                runtime,
+                lambda service: service.lookup(
+                    task_id, wait_seconds=wait_seconds, progress=progress
+                ),
+            )
 
-    @mcp.tool(
-        title="Estimate a Hailuo video's cost",
-        annotations=ToolAnnotations(
+    @tool(
+        "Estimate a Hailuo video's cost",
+        ToolAnnotations(
             read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
     )
@@ -276,19 +425,28 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
         model: Annotated[Variant, Field(description="v2.3 or v2.3-fast.")] = "v2.3",
         duration: Annotated[Duration, Field(description="6 or 10 seconds.")] = 6,
         resolution: Annotated[Resolution, Field(description="768 or 1080.")] = 768,
-    ) -> Estimate:
+    ) -> Annotated[CallToolResult, Estimate]:
         """Price one generation from PiAPI's Hailuo price table (USD and PiAPI points).
 
         Needs no API key. Charged only when a task completes successfully.
         """
         try:
-            return estimate(model, duration, resolution, points_per_usd=settings.points_per_usd)
-        except InputError as exc:
-            raise ToolError(exc.message) from None
+            settings.check(["HAILUO_POINTS_PER_USD"])
+            price = estimate(model, duration, resolution, points_per_usd=settings.points_per_usd)
+        except HailuoError as exc:
+            return await _error_result(exc, None)
+        text = (
+            f"{model} · {duration} s · {resolution}p costs ${price.usd:.2f} "
+            f"({price.points:,} PiAPI points), charged on successful completion only."
+        )
+        return CallToolResult(
+            content=[TextContent(type="text", text=text)],
+            structured_content=price.model_dump(mode="json"),
+        )
 
-    @mcp.tool(
-        title="List recent Hailuo tasks",
-        annotations=ToolAnnotations(
+    @tool(
+        "List recent Hailuo tasks",
+        ToolAnnotations(
             read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
     )
@@ -304,31 +462,76 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
         """List recent tasks from this machine's ledger, newest first (no upstream call)."""
         runtime = runtime_of(ctx)
         try:
+            settings.check(["HAILUO_STATE_DIR", "HAILUO_POINTS_PER_USD"])
             service = await runtime.service()
             rows = await service.recent(limit, TaskStatus(status) if status else None)
+            tasks = [_summary(service, row) for row in rows]
         except HailuoError as exc:
             return await _error_result(exc, runtime)
-        tasks = [
-            TaskSummary(
-                task_id=row.task_id,
-                status=row.status,
-                created_at=row.created_iso,
-                prompt=row.prompt,
-                model=row.model,
-                duration=row.duration,
-                resolution=row.resolution,
-                cost_usd=row.estimate_usd,
-                video_path=row.video_path,
-                video_url=row.video_url,
-                error=row.error_message,
-            )
-            for row in rows
-        ]
         listing = TaskList(tasks=tasks, count=len(tasks))
-        lines = [f"{t.created_at} {t.task_id} {t.status.value}" for t in tasks] or ["no tasks"]
         return CallToolResult(
-            content=[TextContent(type="text", text="\n".join(lines))],
+            content=[TextContent(type="text", text=_listing_text(tasks))],
             structured_content=listing.model_dump(mode="json"),
         )
 
+    @mcp.resource(
+        VIDEO_URI,
+        name="saved_video",
+        title="A saved Hailuo video",
+        description="The MP4 a task saved on the server's machine (listed in resources/list).",
+        mime_type="video/mp4",
+    )
+    async def saved_video(task_id: str, ctx: Context) -> bytes:
+        """The bytes of a task's saved video."""
+        if not is_valid_task_id(task_id):
+            raise ResourceError("not a task id")
+        try:
+            service = await runtime_of(ctx).service()
+            record = await service.ledger.get(task_id)
+        except HailuoError as exc:
+            raise ResourceError(exc.message) from exc
+        if record is None or not record.video_path:
+            raise ResourceError(f"task {task_id} has no saved video (yet): call get_task")
+        path = Path(record.video_path)
+        try:
+            return await anyio.Path(path).read_bytes()
+        except OSError as exc:
+            raise ResourceError(
+                f"the video of task {task_id} is no longer at {path} ({exc.strerror})"
+            ) from exc
+
     return mcp
+
+
+def _summary(service: VideoService, row: Any) -> TaskSummary:
+    result = service.result_from_record(row, waited=0.0)
+    return TaskSummary(
+        task_id=row.task_id,
+        status=row.status,
+        created_at=row.created_iso,
+        prompt=row.prompt,
+        model=row.model,
+        duration=row.duration,
+        resolution=row.resolution,
+        cost_usd=result.cost_usd,
+        charged=result.charged,
+        video_path=row.video_path,
+        video_url=row.video_url,
+        error=row.error_message,
+    )
+
+
+def _listing_text(tasks: list[TaskSummary]) -> str:
+    if not tasks:
+        return "No tasks yet."
+    lines = [f"{len(tasks)} task(s), newest first:"]
+    for t in tasks:
+        what = " · ".join(
+            str(p) for p in (t.model, f"{t.duration} s" if t.duration else None, t.resolution) if p
+        )
+        cost = f"${t.cost_usd:.2f}{' charged' if t.charged else ''}" if t.cost_usd else ""
+        where = t.video_path or (f"error: {t.error}" if t.error else "")
+        lines.append(
+            " | ".join(p for p in (t.created_at, t.task_id, t.status.value, what, cost, where) if p)
+        )
+    return "\n".join(lines)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from mcp.types import CallToolResult, TextContent
+
 from hailuo_mcp.config import Settings
 from hailuo_mcp.emulator import Emulator
+from hailuo_mcp.server import ERROR_META_KEY
 
 KEY = "sk-test-7f3a9c1e5b2d4a6f8e0c"
 
@@ -38,3 +41,22 @@ def sample_png(width: int, height: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), (200, 80, 40)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def text_of(result: CallToolResult) -> str:
+    """The text a model reads of a tool result."""
+    return " ".join(b.text for b in result.content if isinstance(b, TextContent))
+
+
+def error_of(result: CallToolResult) -> dict[str, str]:
+    """The error a result reports, after checking that its text says the kind and task id.
+
+    The kind and task id are read from `_meta`; a model that sees only text reads them in it.
+    """
+    assert result.is_error, text_of(result)
+    error: dict[str, str] = (result.meta or {})[ERROR_META_KEY]
+    text = text_of(result)
+    assert f"({error['error_kind']})" in text, text
+    if error.get("task_id"):
+        assert error["task_id"] in text, text
+    return error

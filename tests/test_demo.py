@@ -33,7 +33,8 @@ def test_the_demo_command_leaves_a_playable_mp4_on_disk(tmp_path: Path) -> None:
     saved = [line for line in done.stdout.decode().splitlines() if line.startswith("Saved: ")]
     assert len(saved) == 1
     video = Path(saved[0].removeprefix("Saved: "))
-    assert video.parent == tmp_path / "videos"
+    # Emulated videos stay apart from real ones.
+    assert video.parent == tmp_path / "videos" / "demo"
     data = video.read_bytes()
     assert data[4:8] == b"ftyp" and b"moov" in data and len(data) > 10_000
     assert (tmp_path / "state" / "demo" / "tasks.sqlite3").is_file()

@@ -159,7 +159,7 @@ def test_a_task_goes_pending_processing_completed_with_timestamps_set_only_when_
 PRICES = [
     ("v2.3", 6, 768, 2_300_000),
     ("v2.3", 10, 768, 4_500_000),
-    ("v2.3", 6, 1080, 4_600_000),
+    ("v2.3", 6, 1080, 4_000_000),
     ("v2.3-fast", 6, 768, 1_600_000),
     ("v2.3-fast", 10, 768, 2_600_000),
     ("v2.3-fast", 6, 1080, 2_600_000),

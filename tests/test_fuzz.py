@@ -38,7 +38,7 @@ from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
 from hailuo_mcp.ledger import open_ledger_sync
 from hailuo_mcp.server import build_server
 from tests.reliability_stdio import server_env, stdio_server
-from tests.support import KEY, make_settings
+from tests.support import KEY, error_of, make_settings
 
 ABSENT = object()  # the argument is left out
 TASK_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
@@ -48,7 +48,7 @@ BOOL_WORDS = {"0", "off", "f", "false", "n", "no", "1", "on", "t", "true", "y", 
 PRICES = {
     ("v2.3", 6, 768): 0.23,
     ("v2.3", 10, 768): 0.45,
-    ("v2.3", 6, 1080): 0.46,
+    ("v2.3", 6, 1080): 0.40,
     ("v2.3-fast", 6, 768): 0.16,
     ("v2.3-fast", 10, 768): 0.26,
     ("v2.3-fast", 6, 1080): 0.26,
@@ -321,7 +321,7 @@ def test_get_task_refuses_malformed_ids_without_any_request_and_looks_up_wellfor
             else:
                 seen["valid"] += 1
                 # A well-formed id nobody created: one GET, a clear "unknown task" answer.
-                assert (result.structured_content or {})["error_kind"] == "task_not_found"
+                assert error_of(result)["error_kind"] == "task_not_found"
                 assert args["task_id"] in text_of(result)
                 assert emulator.gets() == gets + 1
             assert emulator.creates() == 0

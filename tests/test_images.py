@@ -33,7 +33,7 @@ from hailuo_mcp.config import Settings
 from hailuo_mcp.emulator import Emulator, EmulatorConfig, Fault, running_emulator
 from hailuo_mcp.emulator.runner import ServerThread, bind_socket
 from hailuo_mcp.server import build_server
-from tests.support import KEY, make_settings
+from tests.support import KEY, error_of, make_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -193,6 +193,9 @@ def image_host_app(folder: Path, seen: list[dict[str, str]]) -> ASGIApp:
         parts = (data[i : i + 65536] for i in range(0, len(data), 65536))
         return StreamingResponse(parts, media_type="image/png")
 
+    async def status(request: Request) -> Response:
+        return Response(b"", request.path_params["code"])
+
     inner = Starlette(
         routes=[
             Mount("/files", StaticFiles(directory=folder)),
@@ -201,6 +204,7 @@ def image_host_app(folder: Path, seen: list[dict[str, str]]) -> ASGIApp:
             Route("/page", page),
             Route("/plain/{name}", plain),
             Route("/stream/{name}", stream),
+            Route("/status/{code:int}/{name}", status),
         ]
     )
 
@@ -265,7 +269,7 @@ def assert_refused(result: CallToolResult, emulator: Emulator, *expected: str) -
     assert "image_url" in text
     for fragment in expected:
         assert fragment in text
-    assert (result.structured_content or {})["error_kind"] == "invalid_input"
+    assert error_of(result)["error_kind"] == "invalid_input"
     assert emulator.creates() == 0
     assert uploads(emulator) == 0
 
@@ -494,10 +498,28 @@ async def test_an_unreachable_image_url_is_passed_on_with_a_warning(
     )
 
 
-async def test_an_image_url_answering_404_is_passed_on_with_a_warning(
+@pytest.mark.parametrize("code", [404, 410])
+async def test_an_image_url_its_host_says_is_gone_is_refused_before_any_create(
+    client: Client, emulator: Emulator, image_host: ImageHost, code: int
+) -> None:
+    result = await generate(client, f"{image_host.url}/status/{code}/cat.png")
+    assert_refused(result, emulator, f"HTTP {code}")
+
+
+async def test_an_image_url_failing_for_a_passing_reason_is_passed_on_with_a_warning(
     client: Client, emulator: Emulator, image_host: ImageHost
 ) -> None:
-    await assert_warned_and_created(client, emulator, image_host.file("nowhere.png"), "HTTP 404")
+    await assert_warned_and_created(
+        client, emulator, f"{image_host.url}/status/503/cat.png", "HTTP 503"
+    )
+
+
+@pytest.mark.parametrize("name", ["cat.gif", "cat.WEBP", "scan.bmp", "scan.tif", "scan.tiff"])
+async def test_an_unreadable_image_url_naming_a_refused_format_is_still_refused(
+    client: Client, emulator: Emulator, image_host: ImageHost, name: str
+) -> None:
+    result = await generate(client, f"{image_host.url}/status/503/{name}")
+    assert_refused(result, emulator, "JPG or PNG")
 
 
 async def test_a_silent_image_host_costs_at_most_the_probe_budget(

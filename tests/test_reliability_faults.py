@@ -44,7 +44,7 @@ from hailuo_mcp.ledger import Ledger
 from hailuo_mcp.models import VideoRequest
 from hailuo_mcp.piapi import PiAPIClient
 from hailuo_mcp.server import build_server
-from tests.support import KEY, make_settings
+from tests.support import KEY, error_of, make_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -74,6 +74,7 @@ class Case:
     recovers: bool = False  # a later get_task saves the video
     bound: float = 5.0  # seconds the call may take, generously
     attempt: str | None = None  # outcome recorded for the create attempt
+    attempted: bool = True  # a create attempt is journaled (False: refused before that)
 
 
 CASES = [
@@ -303,10 +304,13 @@ CASES = [
         "disk-not-writable",
         "disk",
         "output folder cannot be created (parent is a file)",
-        "storage_failed",
-        "Cannot write to the output folder",
+        "configuration",
+        "HAILUO_OUTPUT_DIR",
         disk="not_writable",
-        ledger="completed",
+        # Checked before the create: nothing is paid for a video that could not be saved.
+        creates=0,
+        task=False,
+        attempted=False,
     ),
     Case(
         "disk-full",
@@ -446,7 +450,7 @@ async def test_each_fault_has_a_clear_outcome_keeps_the_task_and_never_creates_t
             assert data["done"] is False and data["status"] == case.ledger
         else:
             assert result.is_error, message
-            assert data["error_kind"] == case.outcome
+            assert error_of(result)["error_kind"] == case.outcome
         assert case.words in message
         assert took <= case.bound, f"{case.id} took {took:.1f} s"
         assert emulator.creates() == case.creates
@@ -461,10 +465,15 @@ async def test_each_fault_has_a_clear_outcome_keeps_the_task_and_never_creates_t
             if case.where in ("download", "disk") and case.outcome != "completed":
                 # The video is still upstream: its URL is kept with the reason it is not here.
                 assert row["video_url"] and row["error_kind"] == case.outcome
+                if case.outcome == "storage_failed":
+                    assert row["video_url"] in message  # where the paid video still is
         else:
             assert "task_id" not in data and tasks == []
-            (attempt,) = tries
-            assert attempt["outcome"] == (case.attempt or case.outcome)
+            if case.attempted:
+                (attempt,) = tries
+                assert attempt["outcome"] == (case.attempt or case.outcome)
+            else:
+                assert tries == []
 
         # Nothing partial at the final path, no temporary file anywhere.
         expected = [f"hailuo-{data['task_id']}.mp4"] if case.outcome == "completed" else []

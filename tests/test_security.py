@@ -33,9 +33,9 @@ from hailuo_mcp.flow import VideoService
 from hailuo_mcp.ledger import Ledger
 from hailuo_mcp.models import VideoRequest
 from hailuo_mcp.piapi import PiAPIClient
-from hailuo_mcp.server import build_server
+from hailuo_mcp.server import ERROR_META_KEY, build_server
 from tests.reliability_stdio import server_env, stdio_server
-from tests.support import make_settings
+from tests.support import error_of, make_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -206,17 +206,17 @@ async def test_the_key_and_webhook_secret_appear_in_no_answer_log_file_or_error(
         task_id = (ok.structured_content or {})["task_id"]
         emulator.fail_next_tasks(1, message=f"bad key {API_KEY}", raw_message=WEBHOOK_SECRET)
         failed = await call("generate_video", {"prompt": "a storm"})
-        assert (failed.structured_content or {})["error_kind"] == "task_failed"
+        assert error_of(failed)["error_kind"] == "task_failed"
         for step in ("401-json", "401-cut"):
             emulator.add_fault(faults[step])
             refused = await call("generate_video", {"prompt": "a key"})
-            assert (refused.structured_content or {})["error_kind"] == "authentication"
+            assert error_of(refused)["error_kind"] == "authentication"
         emulator.add_fault(faults["500-html"])
         retried = await call("generate_video", {"prompt": "a retry"})
         assert not retried.is_error
         emulator.add_fault(faults["403-get"])
         revoked = await call("generate_video", {"prompt": "a revoked plan"})
-        assert (revoked.structured_content or {})["error_kind"] == "authentication"
+        assert error_of(revoked)["error_kind"] == "authentication"
         await call("get_task", {"task_id": task_id})
         await call("list_tasks", {"limit": 50})
         # While the server runs the ledger has its -wal beside it: scan that too.
@@ -272,11 +272,11 @@ async def test_a_real_server_process_prints_no_secret_on_stderr_or_stdout_at_deb
             assert not ok.get("isError")
             emulator.fail_next_tasks(1, message=f"bad key {API_KEY}", raw_message=WEBHOOK_SECRET)
             failed = await server.call_tool("generate_video", {"prompt": "y"})
-            assert failed["structuredContent"]["error_kind"] == "task_failed"
+            assert failed["_meta"][ERROR_META_KEY]["error_kind"] == "task_failed"
             for step in ("401-json", "401-cut"):
                 emulator.add_fault(faults[step])
                 refused = await server.call_tool("generate_video", {"prompt": "z"})
-                assert refused["structuredContent"]["error_kind"] == "authentication"
+                assert refused["_meta"][ERROR_META_KEY]["error_kind"] == "authentication"
             emulator.add_fault(faults["500-html"])
             assert not (await server.call_tool("generate_video", {"prompt": "w"})).get("isError")
     stdout = "\n".join(json.dumps(m) for m in server.messages)
@@ -370,7 +370,7 @@ async def test_a_hostile_task_id_from_upstream_is_rejected_before_any_path_is_bu
     async with Client(build_server(settings)) as client:
         result = await client.call_tool("generate_video", {"prompt": "x"})
         listed = await client.call_tool("list_tasks", {})
-    assert (result.structured_content or {})["error_kind"] == "ambiguous_create"
+    assert error_of(result)["error_kind"] == "ambiguous_create"
     assert "no usable task id" in " ".join(
         b.text for b in result.content if isinstance(b, TextContent)
     )

@@ -11,13 +11,13 @@ import anyio
 import httpx
 import pytest
 from mcp import Client
-from mcp.types import CallToolResult, ResourceLink, TextContent
+from mcp.types import BlobResourceContents, CallToolResult, ResourceLink, TextContent
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.emulator import Emulator, EmulatorConfig, Fault, running_emulator
 from hailuo_mcp.ledger import open_ledger_sync
 from hailuo_mcp.server import build_server
-from tests.support import KEY, make_settings, sample_png
+from tests.support import KEY, error_of, make_settings, sample_png
 
 pytestmark = pytest.mark.anyio
 
@@ -69,7 +69,19 @@ async def test_text_to_video_saves_a_playable_mp4_and_reports_progress(
     assert data["cost_usd"] == 0.23 and data["charged"] is True
     assert data["video_url"].startswith(emulator.url)
     links = [b for b in result.content if isinstance(b, ResourceLink)]
-    assert links and links[0].uri == video.as_uri() and links[0].mime_type == "video/mp4"
+    assert links and links[0].mime_type == "video/mp4"
+    assert links[0].size == video.stat().st_size
+    # The link is readable as a resource: the saved bytes, as a video/mp4 blob.
+    (content,) = (await client.read_resource(links[0].uri)).contents
+    assert isinstance(content, BlobResourceContents) and content.mime_type == "video/mp4"
+    assert base64.b64decode(content.blob) == video.read_bytes()
+    listed = {str(r.uri): r for r in (await client.list_resources()).resources}
+    assert listed[str(links[0].uri)].size == video.stat().st_size
+    # The text alone says it all: file, model, duration, resolution, cost, time and task id.
+    text = text_of(result)
+    for fragment in (str(video), "v2.3 · 6 s · 768p", "$0.23 charged", "generated in"):
+        assert fragment in text
+    assert data["task_id"] in text
     assert emulator.creates() == 1
     progress = [p for p, _, _ in seen]
     assert progress == sorted(progress) and len(set(progress)) == len(progress)
@@ -288,7 +300,7 @@ async def test_a_refused_create_is_reported_and_never_retried(
     emulator.add_fault(Fault("create", "status", status=status, retry_after=1))
     result = await client.call_tool("generate_video", {"prompt": "x"})
     assert result.is_error
-    assert (result.structured_content or {})["error_kind"] == kind
+    assert error_of(result)["error_kind"] == kind
     assert words in text_of(result)
     assert emulator.creates() == 1
 
@@ -300,7 +312,7 @@ async def test_an_ambiguous_create_is_reported_not_retried(
     emulator.add_fault(Fault("create", kind))  # type: ignore[arg-type]
     result = await client.call_tool("generate_video", {"prompt": "x"})
     assert result.is_error
-    assert (result.structured_content or {})["error_kind"] == "ambiguous_create"
+    assert error_of(result)["error_kind"] == "ambiguous_create"
     assert "NOT" in text_of(result) and "task history" in text_of(result)
     assert emulator.creates() == 1
     with open_ledger_sync(settings.ledger_path) as conn:
@@ -325,7 +337,7 @@ async def test_without_a_key_tools_that_need_it_say_how_to_set_it(
     [
         ("v2.3", 6, 768, 0.23),
         ("v2.3", 10, 768, 0.45),
-        ("v2.3", 6, 1080, 0.46),
+        ("v2.3", 6, 1080, 0.40),
         ("v2.3-fast", 6, 768, 0.16),
         ("v2.3-fast", 10, 768, 0.26),
         ("v2.3-fast", 6, 1080, 0.26),
@@ -367,9 +379,17 @@ async def test_tools_describe_themselves_for_an_assistant(client: Client) -> Non
     generate = tools["generate_video"]
     assert generate.annotations and generate.annotations.open_world_hint is True
     assert generate.annotations.idempotent_hint is False
-    for name in ("get_task", "estimate_cost", "list_tasks"):
+    # get_task saves the video the first time it sees it completed: it writes, so it is not
+    # read-only, but asking twice does no more than asking once.
+    get_task = tools["get_task"].annotations
+    assert get_task and get_task.read_only_hint is False and get_task.idempotent_hint is True
+    for name in ("estimate_cost", "list_tasks"):
         annotations = tools[name].annotations
         assert annotations and annotations.read_only_hint is True
+    # Descriptions read as text, without the source's docstring indentation.
+    for tool in tools.values():
+        assert tool.description and "\n    " not in tool.description
+    assert "still saves the video" in (generate.description or "")
     props = generate.input_schema["properties"]
     assert props["prompt"]["maxLength"] == 2000
     assert props["duration"]["enum"] == [6, 10] and props["resolution"]["enum"] == [768, 1080]
@@ -380,24 +400,44 @@ async def test_tools_describe_themselves_for_an_assistant(client: Client) -> Non
 
 async def test_progress_keeps_coming_between_polls(emulator: Emulator, tmp_path: Path) -> None:
     # A 77 s schedule against a fast emulator: the first poll is 2.3 s away, well past the
-    # 0.6 s wait, so every notification here is a heartbeat between polls.
+    # 0.6 s wait, so the notifications before the last look are heartbeats between polls.
     settings = make_settings(emulator, tmp_path, HAILUO_EXPECTED_SECONDS="77").model_copy(
         update={"progress_interval": 0.05}
     )
     seen: list[float] = []
-    gets_meanwhile: set[int] = set()
+    gets_meanwhile: list[int] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         seen.append(progress)
-        gets_meanwhile.add(emulator.gets())
+        gets_meanwhile.append(emulator.gets())
 
     async with Client(build_server(settings)) as c:
         result = await c.call_tool(
             "generate_video", {"prompt": "x", "wait_seconds": 0.6}, progress_callback=on_progress
         )
     assert not result.is_error
-    assert gets_meanwhile == {0}
-    assert len(seen) >= 5 and seen == sorted(seen)
+    assert gets_meanwhile.count(0) >= 5 and seen == sorted(seen)
+    # At most the last look before the budget ended (background tracking polls on after it).
+    assert max(gets_meanwhile) <= 1
+
+
+async def test_a_task_that_ended_since_the_last_poll_is_seen_before_the_wait_ends(
+    tmp_path: Path,
+) -> None:
+    # The case, time divided by 10: 77 s expected, a 60 s wait, a task done at ~39 s.
+    # The schedule's look midway (~34 s) sees it running and its next (~63 s) is past the
+    # budget: only a last look before the budget ends sees it completed.
+    config = EmulatorConfig(api_key=KEY, speed=10, fixed_durations=(1.0, 38.0), seed=7)
+    with running_emulator(config) as emu:
+        settings = make_settings(emu, tmp_path)
+        async with Client(build_server(settings)) as c:
+            with anyio.fail_after(30):
+                result = await c.call_tool("generate_video", {"prompt": "x", "wait_seconds": 6})
+    assert not result.is_error, text_of(result)
+    data = result.structured_content or {}
+    assert data["status"] == "completed" and data["done"] is True
+    assert Path(data["video_path"]).is_file()
+    assert data["waited_seconds"] < 6
 
 
 async def test_expand_prompt_follows_the_server_default_unless_the_call_says(
