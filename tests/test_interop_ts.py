@@ -257,3 +257,16 @@ def test_a_client_that_gives_up_still_gets_its_video_saved_and_the_ledger_row_co
     assert final is not None
     saved_names = [v.name for v in (tmp_path / "videos").glob("*.mp4")]
     assert saved_names == [Path(final["video_path"]).name]
+
+
+def test_the_ts_client_calls_a_token_protected_http_server_with_its_bearer_token(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    env = server_env(emulator, tmp_path, HAILUO_HTTP_TOKEN="interop-token-0123456789")
+    with http_server(env, tmp_path / "http-server.log") as url:
+        transport = {"type": "http", "url": url, "token": "interop-token-0123456789"}
+        answer = call(transport, "estimate_cost", {"duration": 10})
+
+    result = returned_result(answer)
+    assert result.get("isError") is not True, result
+    check_structured(result, tool(answer, "estimate_cost")["outputSchema"])
