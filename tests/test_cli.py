@@ -99,3 +99,40 @@ def test_serve_over_streamable_http_answers_initialize(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_demo_speed_zero_is_refused_with_a_usage_message_not_a_traceback(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "hailuo_mcp", "demo", "--speed", "0"],
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    stderr = done.stderr.decode()
+    assert "--speed: must be above 0" in stderr and "Traceback" not in stderr
+
+
+def test_a_bad_setting_does_not_stop_the_server_from_answering(tmp_path: Path) -> None:
+    # Before, the process exited before the handshake and the client saw "connection closed".
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "HAILUO_WAIT_SECONDS": "abc",
+        "HAILUO_STATE_DIR": str(tmp_path / "state"),
+    }
+    initialize = (
+        '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25",'
+        '"capabilities":{},"clientInfo":{"name":"t","version":"1"}}}\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "hailuo_mcp"],
+        env=env,
+        input=initialize.encode(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert b'"id":1' in done.stdout and b'"serverInfo"' in done.stdout
+    assert "HAILUO_WAIT_SECONDS" in done.stderr.decode()

@@ -56,4 +56,33 @@ async def test_the_server_in_demo_mode_needs_no_key(tmp_path: Path) -> None:
         with anyio.fail_after(30):
             result = await client.call_tool("generate_video", {"prompt": "origami crane"})
     assert not result.is_error
-    assert Path((result.structured_content or {})["video_path"]).is_file()
+    data = result.structured_content or {}
+    assert Path(data["video_path"]).is_file()
+    # Emulated, and said so: nothing is charged and the answer claims no charge.
+    assert data["emulated"] is True and data["charged"] is False
+    text = " ".join(getattr(block, "text", "") for block in result.content)
+    assert "emulated, nothing charged" in text and "$0.23 charged" not in text
+
+
+@pytest.mark.anyio
+async def test_demo_tasks_left_over_after_a_restart_end_cleanly(tmp_path: Path) -> None:
+    env = {
+        "HAILUO_DEMO": "1",
+        "HAILUO_DEMO_SPEED": "1",
+        "HAILUO_RESUME": "0",
+        "HAILUO_OUTPUT_DIR": str(tmp_path / "videos"),
+        "HAILUO_STATE_DIR": str(tmp_path / "state"),
+    }
+    async with Client(build_server(Settings.from_env(env))) as client:
+        with anyio.fail_after(30):
+            started = await client.call_tool("generate_video", {"prompt": "x", "wait_seconds": 0})
+    task_id = (started.structured_content or {})["task_id"]
+    # A new server: its emulator never heard of the task.
+    async with Client(build_server(Settings.from_env(env))) as client:
+        with anyio.fail_after(30):
+            looked_up = await client.call_tool("get_task", {"task_id": task_id})
+    assert not looked_up.is_error
+    data = looked_up.structured_content or {}
+    assert (data["status"], data["done"]) == ("cancelled", True)
+    text = " ".join(getattr(block, "text", "") for block in looked_up.content)
+    assert "emulator restarted" in text and "no such task" not in text

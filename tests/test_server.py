@@ -200,31 +200,81 @@ async def test_a_task_left_unwatched_is_still_saved_in_the_background(
     assert row["task_id"] == task_id and Path(row["video_path"]).is_file()
 
 
-async def test_cancelling_the_call_stops_polling_and_keeps_the_task(
+async def test_a_cancelled_call_stops_its_progress_but_the_paid_video_is_still_saved(
     client: Client, emulator: Emulator, settings: Settings
 ) -> None:
-    emulator.stick_next_tasks(1)
+    # Clients cancel when their own timeout fires: the task cannot be stopped upstream and is
+    # charged, so it is followed in the background like a task whose wait budget ran out.
     started = anyio.Event()
+    after_cancel: list[str] = []
+    cancelled = False
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        if cancelled:
+            after_cancel.append(message or "")
         if "processing" in (message or ""):
             started.set()
 
     async with anyio.create_task_group() as group:
         group.start_soon(
             lambda: client.call_tool(
-                "generate_video", {"prompt": "never ends"}, progress_callback=on_progress
+                "generate_video", {"prompt": "x"}, progress_callback=on_progress
             )
         )
         with anyio.fail_after(10):
             await started.wait()
         group.cancel_scope.cancel()
+    cancelled = True
+    (task_id,) = emulator.task_ids()
+    with anyio.fail_after(20):
+        while not (row := ledger_rows(settings)[0])["video_path"]:
+            await anyio.sleep(0.05)
+    assert row["task_id"] == task_id and row["status"] == "completed"
+    assert Path(row["video_path"]).read_bytes()[4:8] == b"ftyp"
+    assert after_cancel == []
+    assert emulator.creates() == 1
+    again = await client.call_tool("get_task", {"task_id": task_id})
+    assert (again.structured_content or {})["video_path"] == row["video_path"]
+
+
+async def test_a_relative_output_folder_still_answers_with_the_task_id(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = make_settings(emulator, tmp_path, HAILUO_OUTPUT_DIR="myvideos")
+    async with Client(build_server(settings)) as c:
+        with anyio.fail_after(30):
+            result = await c.call_tool("generate_video", {"prompt": "x"})
+            data = result.structured_content or {}
+            again = await c.call_tool("get_task", {"task_id": data.get("task_id", "none")})
+    assert not result.is_error, text_of(result)
+    assert Path(data["video_path"]) == tmp_path / "myvideos" / Path(data["video_path"]).name
+    assert not again.is_error and data["task_id"] in text_of(again)
+
+
+async def test_the_ledger_is_private_and_records_expand_prompt(
+    client: Client, settings: Settings
+) -> None:
+    result = await client.call_tool(
+        "generate_video", {"prompt": "x", "expand_prompt": False, "wait_seconds": 0}
+    )
+    assert not result.is_error, text_of(result)
+    for path in settings.state_dir.iterdir():
+        if path.name.startswith("tasks.sqlite3"):
+            assert path.stat().st_mode & 0o077 == 0, f"{path.name} is readable by others"
     (row,) = ledger_rows(settings)
-    gets_after_cancel = emulator.gets(row["task_id"])
-    await anyio.sleep(0.3)  # several dense poll intervals at this time scale
-    assert emulator.gets(row["task_id"]) == gets_after_cancel
+    assert row["expand_prompt"] == 0
+
+
+async def test_list_tasks_text_shows_cost_and_file(client: Client) -> None:
+    with anyio.fail_after(30):
+        made = await client.call_tool("generate_video", {"prompt": "x"})
+    data = made.structured_content or {}
     listed = await client.call_tool("list_tasks", {})
-    assert row["task_id"] in text_of(listed)
+    text = text_of(listed)
+    assert data["task_id"] in text and data["video_path"] in text and "$0.23 charged" in text
+    (task,) = (listed.structured_content or {})["tasks"]
+    assert task["cost_usd"] == 0.23 and task["charged"] is True
 
 
 async def test_an_unknown_task_id_is_a_clear_error(client: Client) -> None:
