@@ -9,19 +9,21 @@ sides. Importing this package builds nothing; ``running_emulator`` or ``serve`` 
         ...  # point a client at emu.url / emu.upload_url
         emu.advance(80)  # or let the fast clock run
 
-Modules: ``rules`` (input and price tables), ``timing`` (duration model), ``clock``,
-``tasks`` (task objects), ``state`` (everything remembered, behind one lock), ``faults``,
-``app`` (routes), ``background`` (ticker, image checks), ``webhook``, ``images``,
-``uploads``, ``video``, ``runner`` (uvicorn), ``control`` (the ``Emulator`` facade).
+Modules: ``options`` (``EmulatorConfig``), ``rules`` (input and price tables), ``timing``
+(duration model), ``clock``, ``tasks`` (``EmulatedTask`` and the task object), ``state``
+(everything remembered, behind one lock), ``faults``, ``app`` (routes), ``background``
+(ticker, image checks), ``webhook``, ``image_rules``, ``uploads``, ``video``, ``runner``
+(uvicorn), ``control`` (the ``Emulator`` facade). No class or module here shares a name with
+the client side, so a search for a name lands on one side only.
 
 Faults that cut a connection make uvicorn log "ASGI callable returned without completing
 response" on ``uvicorn.error``; that line is expected there.
 """
 
 from hailuo_mcp.emulator.clock import ZERO_TIME, EmulatedClock, rfc3339_ns
-from hailuo_mcp.emulator.config import EmulatorConfig
 from hailuo_mcp.emulator.control import Emulator, running_emulator, serve
 from hailuo_mcp.emulator.faults import Fault
+from hailuo_mcp.emulator.options import EmulatorConfig
 from hailuo_mcp.emulator.rules import POINTS_PER_USD, PRICE_POINTS
 from hailuo_mcp.emulator.state import LogEntry, WebhookDelivery
 from hailuo_mcp.emulator.timing import TimingParams, generation_median, sample_durations

@@ -29,7 +29,7 @@ from hailuo_mcp.emulator.responses import (
     error,
     json_response,
 )
-from hailuo_mcp.emulator.rules import InputError, parse_create
+from hailuo_mcp.emulator.rules import RuleViolation, parse_create
 from hailuo_mcp.emulator.state import InsufficientCredits, LogEntry, State
 from hailuo_mcp.emulator.uploads import UploadError, parse_upload
 from hailuo_mcp.emulator.video import VideoBody, sample_video
@@ -145,11 +145,11 @@ class Api:
             return error(400, "request body must be valid JSON")
         try:
             create = parse_create(body)
-        except InputError as exc:
+        except RuleViolation as exc:
             return error(400, str(exc))
         config = self.state.config
         try:
-            record = self.state.record_task(create, check_image=config.check_images)
+            record = self.state.add_task(create, check_image=config.check_images)
         except InsufficientCredits:
             return json_response(
                 {"code": 402, "data": None, "message": "insufficient credits"}, 402

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from hailuo_mcp.emulator.images import check_image_bytes, fetch_image
+from hailuo_mcp.emulator.image_rules import check_image_bytes, fetch_image
 from hailuo_mcp.emulator.state import DueWebhook, State
 from hailuo_mcp.emulator.webhook import deliver
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from hailuo_mcp.emulator.app import build_app
 from hailuo_mcp.emulator.clock import EmulatedClock
-from hailuo_mcp.emulator.config import EmulatorConfig
 from hailuo_mcp.emulator.faults import Fault
+from hailuo_mcp.emulator.options import EmulatorConfig
 from hailuo_mcp.emulator.runner import ServerThread, bind_socket, run_blocking
 from hailuo_mcp.emulator.state import LogEntry, State, WebhookDelivery
 from hailuo_mcp.emulator.tasks import FailSpec

@@ -34,7 +34,7 @@ PRICE_POINTS: dict[tuple[str, int, int], int] = {
 }
 
 
-class InputError(ValueError):
+class RuleViolation(ValueError):
     """A create request breaks one rule; the message names the field and the rule."""
 
 
@@ -90,7 +90,7 @@ def _object(value: object, field: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise InputError(f"{field} must be a JSON object")
+        raise RuleViolation(f"{field} must be a JSON object")
     return value
 
 
@@ -98,73 +98,75 @@ def parse_create(body: object) -> CreateRequest:
     """Validate a ``POST /api/v1/task`` body against the seed's rules.
 
     Raises:
-        InputError: the first rule the body breaks.
+        RuleViolation: the first rule the body breaks.
     """
     if not isinstance(body, dict):
-        raise InputError("request body must be a JSON object")
+        raise RuleViolation("request body must be a JSON object")
     if body.get("model") != "hailuo":
-        raise InputError(
+        raise RuleViolation(
             f'model must be "hailuo" (got {body.get("model")!r}); the variant goes in input.model'
         )
     if body.get("task_type") != "video_generation":
-        raise InputError(f'task_type must be "video_generation" (got {body.get("task_type")!r})')
+        raise RuleViolation(f'task_type must be "video_generation" (got {body.get("task_type")!r})')
     if not isinstance(body.get("input"), dict):
-        raise InputError("input is required and must be a JSON object")
+        raise RuleViolation("input is required and must be a JSON object")
     data: dict[str, Any] = body["input"]
 
     prompt = data.get("prompt")
     if prompt is None:
-        raise InputError("input.prompt is required")
+        raise RuleViolation("input.prompt is required")
     if not isinstance(prompt, str):
-        raise InputError("input.prompt must be a string")
+        raise RuleViolation("input.prompt must be a string")
     if not prompt.strip():
-        raise InputError("input.prompt is required and must not be empty")
+        raise RuleViolation("input.prompt is required and must not be empty")
     if len(prompt) > MAX_PROMPT_CHARS:
-        raise InputError(
+        raise RuleViolation(
             f"input.prompt must be at most {MAX_PROMPT_CHARS} characters (got {len(prompt)})"
         )
 
     model = data.get("model", "v2.3")
     if model not in MODELS:
-        raise InputError(f"input.model must be one of {', '.join(MODELS)} (got {model!r})")
+        raise RuleViolation(f"input.model must be one of {', '.join(MODELS)} (got {model!r})")
 
     duration = data.get("duration", 6)
     if not _strict_int(duration) or duration not in DURATIONS:
-        raise InputError(f"input.duration must be the integer 6 or 10 (got {duration!r})")
+        raise RuleViolation(f"input.duration must be the integer 6 or 10 (got {duration!r})")
 
     resolution = data.get("resolution", 768)
     if not _strict_int(resolution) or resolution not in RESOLUTIONS:
-        raise InputError(f"input.resolution must be the integer 768 or 1080 (got {resolution!r})")
+        raise RuleViolation(
+            f"input.resolution must be the integer 768 or 1080 (got {resolution!r})"
+        )
     if resolution == 1080 and duration == 10:
-        raise InputError("input.resolution 1080 is not supported with input.duration 10")
+        raise RuleViolation("input.resolution 1080 is not supported with input.duration 10")
 
     expand_prompt = data.get("expand_prompt", True)
     if not isinstance(expand_prompt, bool):
-        raise InputError("input.expand_prompt must be a boolean")
+        raise RuleViolation("input.expand_prompt must be a boolean")
 
     image_url = data.get("image_url")
     if image_url is None:
         image_url = ""
     if not isinstance(image_url, str):
-        raise InputError("input.image_url must be a string URL")
+        raise RuleViolation("input.image_url must be a string URL")
     if image_url and not _is_http_url(image_url):
-        raise InputError("input.image_url must be an http(s) URL")
+        raise RuleViolation("input.image_url must be an http(s) URL")
     if model == "v2.3-fast" and not image_url:
-        raise InputError(
+        raise RuleViolation(
             "input.model v2.3-fast is image-to-video only: input.image_url is required"
         )
 
     config = _object(body.get("config"), "config")
     service_mode = config.get("service_mode") or "public"
     if service_mode != "public":
-        raise InputError(f'config.service_mode must be "public" (got {service_mode!r})')
+        raise RuleViolation(f'config.service_mode must be "public" (got {service_mode!r})')
     webhook = _object(config.get("webhook_config"), "config.webhook_config")
     endpoint = webhook.get("endpoint") or ""
     secret = webhook.get("secret") or ""
     if not isinstance(endpoint, str) or (endpoint and not _is_http_url(endpoint)):
-        raise InputError("config.webhook_config.endpoint must be an http(s) URL")
+        raise RuleViolation("config.webhook_config.endpoint must be an http(s) URL")
     if not isinstance(secret, str):
-        raise InputError("config.webhook_config.secret must be a string")
+        raise RuleViolation("config.webhook_config.secret must be a string")
 
     return CreateRequest(
         prompt=prompt,

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from hailuo_mcp.emulator.clock import NS_PER_S, EmulatedClock
-from hailuo_mcp.emulator.config import EmulatorConfig
 from hailuo_mcp.emulator.faults import Fault
+from hailuo_mcp.emulator.options import EmulatorConfig
 from hailuo_mcp.emulator.rules import POINTS_PER_USD, CreateRequest
 from hailuo_mcp.emulator.tasks import (
     TERMINAL,
+    EmulatedTask,
     FailSpec,
     RenderOptions,
-    TaskRecord,
     WebhookJob,
     render_task,
     seconds_to_ns,
@@ -84,7 +84,7 @@ class State:
         self._clear()
 
     def _clear(self) -> None:
-        self._tasks: dict[str, TaskRecord] = {}
+        self._tasks: dict[str, EmulatedTask] = {}
         self._active: set[str] = set()
         self._webhooks: set[str] = set()
         self._consumed_points = 0
@@ -139,7 +139,7 @@ class State:
 
     # Tasks
 
-    def record_task(self, request: CreateRequest, *, check_image: bool) -> TaskRecord:
+    def add_task(self, request: CreateRequest, *, check_image: bool) -> EmulatedTask:
         """Record a new task (drawing its durations) and return it.
 
         Raises:
@@ -163,7 +163,7 @@ class State:
                     self.config.timing,
                     active=len(self._active),
                 )
-            record = TaskRecord(
+            record = EmulatedTask(
                 task_id=str(uuid.uuid4()),
                 request=request,
                 created_ns=now,

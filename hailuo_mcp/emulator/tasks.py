@@ -1,4 +1,4 @@
-"""Task records and the task object PiAPI answers, computed from the clock on every read."""
+"""Emulated tasks and the task object PiAPI answers, computed from the clock on every read."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class FailSpec:
 
 
 @dataclass
-class TaskRecord:
+class EmulatedTask:
     """What the emulator remembers about one task; status is derived, never stored."""
 
     task_id: str
@@ -85,7 +85,7 @@ class RenderOptions:
     empty_output: bool = False
 
 
-def render_task(record: TaskRecord, now_ns: int, options: RenderOptions) -> dict[str, Any]:
+def render_task(record: EmulatedTask, now_ns: int, options: RenderOptions) -> dict[str, Any]:
     """The task object (the envelope's ``data``) as PiAPI would answer it at ``now_ns``."""
     status, started, ended = record.timeline(now_ns)
     price = record.request.price_points
