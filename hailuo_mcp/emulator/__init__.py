@@ -1,8 +1,9 @@
 """A faithful emulator of PiAPI's Hailuo task API, served over real HTTP.
 
-It is a second, independent reading of ``piapi-contract.md`` and the seed page: it never
-imports the client's models, settings or HTTP code, so one misreading cannot hide on both
-sides. Importing this package builds nothing; ``running_emulator`` or ``serve`` do::
+It is a second, independent reading of PiAPI's Hailuo generate-video page ("seed" in the
+glossary of docs/ARCHITECTURE.md): it never imports the client's models, settings or HTTP
+code, so one misreading cannot hide on both sides. Importing this package builds nothing;
+``running_emulator`` or ``serve`` do::
 
     with running_emulator(EmulatorConfig(api_key="k", speed=100)) as emu:
         emu.add_fault(Fault("create", "status", status=429, retry_after=2))

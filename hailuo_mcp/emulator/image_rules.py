@@ -1,4 +1,5 @@
-"""The seed's image rules for ``input.image_url``: JPG/PNG, <= 20 MB, 300-4096 px, 2:5-5:2.
+"""The image rules of PiAPI's Hailuo page for ``input.image_url``: JPG/PNG, <= 20 MB,
+300-4096 px, aspect ratio 2:5 to 5:2. "20 MB" is read as 20 MiB (inferred).
 
 Pillow is imported inside ``check_image_bytes`` so importing the emulator stays cheap, and the
 check runs in a worker thread because decoding headers is blocking work.
@@ -13,6 +14,8 @@ import httpx
 
 logger = logging.getLogger(__name__)
 
+# The client checks the same limits with its own constants, on purpose: two independent
+# readings of the page, so a misreading on one side shows up as a disagreement in the tests.
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MIN_SIDE_PX = 300
 MAX_SIDE_PX = 4096

@@ -21,18 +21,19 @@ class EmulatorConfig:
         speed: emulated seconds per real second (100 makes a 77 s task take 0.77 s).
         seed: seed of the duration model's RNG (``None``: unpredictable).
         fixed_durations: ``(queue_s, generate_s)`` for every task, bypassing the model.
-        envelope_code: ``code`` of successful envelopes, 200 or 0 (both appear in the docs).
+        envelope_code: ``code`` of successful envelopes, 200 or 0 (both appear in PiAPI's docs).
         output_key: key of the video URL in ``output`` ("video" for v2.3; older models used
             "video_url" / "download_url").
         webhook_attempts: deliveries tried per task, counting the first.
         webhook_interval_s: emulated seconds between webhook attempts.
         output_size: ``None`` serves the real sample MP4; ``N`` serves ``N`` synthetic bytes.
-        check_images: fetch ``image_url`` and fail tasks whose image breaks the seed's rules.
+        check_images: fetch ``image_url`` and fail tasks whose image breaks the image rules
+            (``image_rules``).
         timing: parameters of the duration model (see ``timing``).
         balance_usd: starting account balance; completed tasks consume it.
         enforce_balance: answer 402 to a create the available balance cannot cover.
         empty_output_before_completion: ``output`` is ``{key: ""}`` instead of ``null``
-            until the task completes (the contract allows both).
+            until the task completes (a client must accept both).
         account_name: ``account_name`` reported by ``/account/info``.
         image_fetch_timeout_s: real seconds allowed to fetch an ``image_url``.
         webhook_timeout_s: real seconds allowed for one webhook delivery.

@@ -1,11 +1,12 @@
-"""The Hailuo input table and price table, read independently from the seed page.
+"""The Hailuo input table and price table, read independently from PiAPI's Hailuo page.
 
-Choices the seed leaves open (all marked [INF] in the contract):
+Choices that page leaves open, and how the emulator fills them (inferred, not PiAPI's word):
 
 * ``input.model`` absent -> ``v2.3`` (the only variant that accepts text-to-video);
 * ``expand_prompt`` absent -> ``true`` (MiniMax's prompt optimizer defaults to on, and the
-  seed's example sends ``true``);
-* ``image_url`` absent or ``""`` -> no image, echoed back as ``""`` like the seed's response;
+  page's example sends ``true``);
+* ``image_url`` absent or ``""`` -> no image, echoed back as ``""`` like the page's example
+  response;
 * ``duration`` 6 and ``resolution`` 768 by default (the cheapest row of the price table);
 * ``config.service_mode`` absent, ``null`` or ``""`` -> ``"public"``; anything else is rejected;
 * a prompt of only whitespace counts as missing.
@@ -19,11 +20,13 @@ from typing import Any
 MODELS = ("v2.3", "v2.3-fast")
 DURATIONS = (6, 10)
 RESOLUTIONS = (768, 1080)
+# The client states these limits again in its own code, on purpose: two independent readings
+# of the page, so a misreading on one side shows up as a disagreement in the tests.
 MAX_PROMPT_CHARS = 2000
 POINTS_PER_USD = 10_000_000
 
-# Price per generation in points (1 USD = 10,000,000 points; the seed's $0.23 task consumed
-# 2,300,000). Integers, so sums never drift.
+# Price per generation in points (1 USD = 10,000,000 points, inferred: the page's example
+# $0.23 task consumed 2,300,000). Integers, so sums never drift.
 PRICE_POINTS: dict[tuple[str, int, int], int] = {
     ("v2.3", 6, 768): 2_300_000,
     ("v2.3", 10, 768): 4_500_000,
@@ -58,7 +61,7 @@ class CreateRequest:
         return PRICE_POINTS[(self.model, self.duration, self.resolution)]
 
     def input_echo(self) -> dict[str, Any]:
-        """``input`` as the task object echoes it (all six fields, keys sorted like the seed)."""
+        """``input`` as the task object echoes it (six fields, sorted like the page's example)."""
         return {
             "duration": self.duration,
             "expand_prompt": self.expand_prompt,
@@ -95,7 +98,7 @@ def _object(value: object, field: str) -> dict[str, Any]:
 
 
 def parse_create(body: object) -> CreateRequest:
-    """Validate a ``POST /api/v1/task`` body against the seed's rules.
+    """Validate a ``POST /api/v1/task`` body against the Hailuo page's rules.
 
     Raises:
         RuleViolation: the first rule the body breaks.

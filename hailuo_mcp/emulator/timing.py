@@ -1,10 +1,11 @@
 """Duration model: how long a Hailuo task queues and generates.
 
-The only observed task (seed page: v2.3, 6 s, 768p) spent 1 s queued and 76 s generating.
+The only observed task (the example on PiAPI's Hailuo page: v2.3, 6 s, 768p) spent 1 s
+queued and 76 s generating.
 Providers describe Hailuo 2.3 as 30-90 s per clip and 2.3-fast as 20-50 s; 10 s and 1080p
 clips take longer. The model draws both phases from log-normal distributions:
 
-* generation: median ``generate_median_s`` (76 s, the seed's task) for v2.3 · 6 s · 768,
+* generation: median ``generate_median_s`` (76 s, the example task) for v2.3 · 6 s · 768,
   multiplied by ``fast_factor`` (0.5) for v2.3-fast, ``ten_seconds_factor`` (1.6) for 10 s
   clips and ``full_hd_factor`` (1.4) for 1080p; spread ``generate_sigma`` (0.12, so the middle
   90 % of v2.3 · 6 s · 768 tasks take about 62-92 s and fast ones 31-46 s), clamped to

@@ -11,6 +11,7 @@ import binascii
 import json
 from dataclasses import dataclass
 
+# The client keeps its own copy of the 10 MB limit, on purpose (an independent reading).
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_FILE_NAME_CHARS = 128
 CONTENT_TYPES: dict[str, str] = {
