@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Variant = Literal["v2.3", "v2.3-fast"]
 Duration = Literal[6, 10]
@@ -197,3 +197,21 @@ class Task(BaseModel):
             consumed_points=_as_int(usage.get("consume")),
             input=_as_dict(data.get("input")),
         )
+
+
+def _rule(message: str) -> str:
+    return message.removeprefix("Value error, ").replace("Input should be", "must be")
+
+
+def validation_message(exc: ValidationError) -> str:
+    """One line per broken rule, naming the field; never echoes the (possibly huge) input."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+        field = ".".join(str(x) for x in error["loc"]) or "request"
+        message = _rule(str(error["msg"]))
+        if error["type"] == "missing":
+            message = "is required"
+        elif error["type"] == "extra_forbidden":
+            message = "is not a parameter of this tool"
+        lines.append(message if field in message else f"{field}: {message}")
+    return "\n".join(dict.fromkeys(lines))

@@ -35,13 +35,14 @@ from hailuo_mcp.models import (
     Resolution,
     TaskStatus,
     Variant,
-    VideoRequest,
     is_valid_task_id,
+    validation_message,
 )
+from hailuo_mcp.prepare import build_request
 from hailuo_mcp.pricing import Estimate, estimate
 from hailuo_mcp.progress import Progress, reporting
 from hailuo_mcp.results import TaskList, TaskSummary, VideoResult
-from hailuo_mcp.runtime import Runtime
+from hailuo_mcp.runtime import Runtime, open_runtime
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
@@ -69,24 +70,6 @@ _LISTED_VIDEOS = 50
 def video_uri(task_id: str) -> str:
     """The resource URI of a task's saved video."""
     return VIDEO_URI.format(task_id=task_id)
-
-
-def _rule(message: str) -> str:
-    return message.removeprefix("Value error, ").replace("Input should be", "must be")
-
-
-def validation_message(exc: ValidationError) -> str:
-    """One line per broken rule, naming the field; never echoes the (possibly huge) input."""
-    lines = []
-    for error in exc.errors(include_input=False, include_url=False, include_context=False):
-        field = ".".join(str(x) for x in error["loc"]) or "request"
-        message = _rule(str(error["msg"]))
-        if error["type"] == "missing":
-            message = "is required"
-        elif error["type"] == "extra_forbidden":
-            message = "is not a parameter of this tool"
-        lines.append(message if field in message else f"{field}: {message}")
-    return "\n".join(dict.fromkeys(lines))
 
 
 def _error_text(exc: HailuoError) -> str:
@@ -129,7 +112,7 @@ async def _task_state(task_id: str, runtime: Runtime | None) -> VideoResult:
     """What the ledger knows of a task, for an error result about it."""
     try:
         if runtime is not None:
-            service = await runtime.service()
+            service = runtime.service
             record = await service.ledger.get(task_id)
             if record is not None:
                 return service.result_from_record(record, waited=0.0)
@@ -198,7 +181,7 @@ async def _answer(
 ) -> CallToolResult:
     """Run one service call and turn its result, or its error, into a tool result."""
     try:
-        result = await call(await runtime.service())
+        result = await call(runtime.service)
     except HailuoError as exc:
         return await _error_result(exc, runtime, video_schema=True)
     try:
@@ -243,8 +226,7 @@ class HailuoServer(MCPServer[Runtime]):
         if not isinstance(runtime, Runtime):
             return listed
         try:
-            service = await runtime.service()
-            rows = await service.recent(_LISTED_VIDEOS, TaskStatus.COMPLETED)
+            rows = await runtime.service.recent(_LISTED_VIDEOS, TaskStatus.COMPLETED)
         except HailuoError:
             return listed
         videos = []
@@ -270,7 +252,7 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
-        async with Runtime(settings) as runtime:
+        async with open_runtime(settings) as runtime:
             yield runtime
 
     mcp = HailuoServer(
@@ -360,18 +342,17 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
         """
         runtime = runtime_of(ctx)
         try:
-            request = VideoRequest(
+            request = build_request(
                 prompt=prompt,
                 model=model,
                 image_url=image_url,
                 duration=duration,
                 resolution=resolution,
-                expand_prompt=(
-                    settings.expand_prompt_default if expand_prompt is None else expand_prompt
-                ),
+                expand_prompt=expand_prompt,
+                settings=settings,
             )
-        except ValidationError as exc:
-            return await _error_result(InputError(validation_message(exc)), runtime)
+        except InputError as exc:
+            return await _error_result(exc, runtime)
         async with _progress(ctx, settings) as progress:
             return await _answer(
                 runtime,
@@ -463,7 +444,7 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
         runtime = runtime_of(ctx)
         try:
             settings.check(["HAILUO_STATE_DIR", "HAILUO_POINTS_PER_USD"])
-            service = await runtime.service()
+            service = runtime.service
             rows = await service.recent(limit, TaskStatus(status) if status else None)
             tasks = [_summary(service, row) for row in rows]
         except HailuoError as exc:
@@ -486,8 +467,7 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
         if not is_valid_task_id(task_id):
             raise ResourceError("not a task id")
         try:
-            service = await runtime_of(ctx).service()
-            record = await service.ledger.get(task_id)
+            record = await runtime_of(ctx).service.ledger.get(task_id)
         except HailuoError as exc:
             raise ResourceError(exc.message) from exc
         if record is None or not record.video_path:

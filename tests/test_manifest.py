@@ -37,3 +37,10 @@ def test_server_json_declares_the_api_key_as_a_secret() -> None:
     env = load(ROOT / "server.json")["packages"][0]["environmentVariables"]  # type: ignore[index]
     key = next(v for v in env if v["name"] == "PIAPI_API_KEY")
     assert key["isSecret"] is True
+
+
+def test_the_package_version_is_single_sourced_from_pyproject() -> None:
+    from hailuo_mcp import __version__
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert __version__ == project["version"]

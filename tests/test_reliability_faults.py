@@ -40,7 +40,7 @@ from hailuo_mcp.emulator import Emulator, EmulatorConfig, Fault, running_emulato
 from hailuo_mcp.emulator.video import sample_video
 from hailuo_mcp.errors import StorageError
 from hailuo_mcp.flow import VideoService
-from hailuo_mcp.ledger import Ledger
+from hailuo_mcp.ledger import SqliteLedger
 from hailuo_mcp.models import VideoRequest
 from hailuo_mcp.piapi import PiAPIClient
 from hailuo_mcp.server import build_server
@@ -509,9 +509,9 @@ async def test_a_locked_ledger_before_the_create_is_a_storage_error_and_nothing_
     settings = make_settings(emulator, tmp_path)
     async with (
         PiAPIClient(settings) as client,
-        Ledger(settings.ledger_path, busy_timeout_s=0.2) as ledger,
+        SqliteLedger(settings.ledger_path, busy_timeout_s=0.2) as ledger,
     ):
-        service = VideoService(settings, client, ledger)
+        service = VideoService(settings, client=client, ledger=ledger, downloader=client)
         lock = hold_write_lock(settings)
         try:
             with pytest.raises(StorageError) as caught, anyio.fail_after(10):
@@ -529,9 +529,9 @@ async def test_a_ledger_locked_between_create_and_record_still_hands_back_the_ta
     emulator.add_fault(Fault("create", "hang", delay=0.5))  # answers after 0.5 s
     async with (
         PiAPIClient(settings) as client,
-        Ledger(settings.ledger_path, busy_timeout_s=0.2) as ledger,
+        SqliteLedger(settings.ledger_path, busy_timeout_s=0.2) as ledger,
     ):
-        service = VideoService(settings, client, ledger)
+        service = VideoService(settings, client=client, ledger=ledger, downloader=client)
         caught: list[StorageError] = []
 
         async def generate() -> None:

@@ -30,7 +30,7 @@ from hailuo_mcp.emulator import Emulator, EmulatorConfig, Fault, running_emulato
 from hailuo_mcp.emulator.video import sample_video
 from hailuo_mcp.errors import HailuoError, InputError
 from hailuo_mcp.flow import VideoService
-from hailuo_mcp.ledger import Ledger
+from hailuo_mcp.ledger import SqliteLedger
 from hailuo_mcp.models import VideoRequest
 from hailuo_mcp.piapi import PiAPIClient
 from hailuo_mcp.server import ERROR_META_KEY, build_server
@@ -353,9 +353,11 @@ async def test_a_hostile_task_id_is_refused_before_any_request_or_path(
     assert emulator.gets() == 0
     assert tree(tmp_path) - before <= {"state/tasks.sqlite3-wal", "state/tasks.sqlite3-shm"}
     # Below the tool's schema, the service and the client refuse it again (two more guards).
-    async with PiAPIClient(settings) as piapi, Ledger(settings.ledger_path) as ledger:
+    async with PiAPIClient(settings) as piapi, SqliteLedger(settings.ledger_path) as ledger:
         with pytest.raises(InputError, match="task_id"):
-            await VideoService(settings, piapi, ledger).lookup(task_id)
+            await VideoService(settings, client=piapi, ledger=ledger, downloader=piapi).lookup(
+                task_id
+            )
         with pytest.raises(InputError, match="task_id"):
             await piapi.get(task_id)
     assert emulator.gets() == 0

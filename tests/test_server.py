@@ -513,3 +513,11 @@ async def test_each_create_attempt_is_closed_with_the_task_it_made(
     with open_ledger_sync(settings.ledger_path) as conn:
         attempts = [tuple(r) for r in conn.execute("SELECT outcome, task_id FROM create_attempts")]
     assert attempts == [("created", task_id)]
+
+
+async def test_the_server_reports_the_package_version(settings: Settings) -> None:
+    from hailuo_mcp import __version__
+
+    async with Client(build_server(settings), mode="legacy") as legacy:
+        info = legacy.server_info
+    assert info is not None and info.version == __version__ != "0.0.0+unknown"

@@ -1,10 +1,9 @@
-"""The task ledger: SQLite (WAL) in HAILUO_STATE_DIR, the record of every task we know of.
+"""SqliteLedger: the task ledger in SQLite (WAL) under HAILUO_STATE_DIR.
 
-A task id returned by PiAPI is written here before anything else happens with it. Calls run on
-worker threads, one at a time (a lock), so the event loop never waits on a disk or a lock held
-by another server process. Up to four calls are handed to threads at once: with one, every call
-also waited for a trip through a busy event loop, and 1000 tasks queued for seconds
-(docs/PERFORMANCE.md, many tasks).
+Calls run on worker threads, one at a time (a lock), so the event loop never waits on a disk or
+a lock held by another server process. Up to four calls are handed to threads at once: with one,
+every call also waited for a trip through a busy event loop, and 1000 tasks queued for seconds
+(docs/PERFORMANCE.md, many tasks). The files are private (0600): they hold prompts.
 """
 
 from __future__ import annotations
@@ -16,15 +15,15 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import closing
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-from pydantic import BaseModel
 
 from hailuo_mcp.errors import StorageError
-from hailuo_mcp.models import TaskStatus
+from hailuo_mcp.ledger.records import TaskRecord
+from hailuo_mcp.models import Task, TaskStatus, VideoRequest
+from hailuo_mcp.pricing import Estimate
 
 T = TypeVar("T")
 
@@ -64,65 +63,12 @@ CREATE TABLE IF NOT EXISTS create_attempts (
 );
 """
 
-_UPDATABLE = {
-    "status",
-    "video_url",
-    "video_path",
-    "error_kind",
-    "error_message",
-    "consumed_points",
-    "finished_at",
-    "upstream_created_at",
-    "upstream_started_at",
-    "upstream_ended_at",
-    "prompt",
-    "model",
-    "duration",
-    "resolution",
-    "image_url",
-    "expand_prompt",
-    "estimate_usd",
-    "estimate_points",
-}
+# Read into TaskRecord; upstream_created_at is an old column nothing reads (kept for old files).
+_READ = set(TaskRecord.model_fields)
 
 
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
-
-
-class TaskRecord(BaseModel):
-    """One row of the ledger, as tools show it."""
-
-    task_id: str
-    status: TaskStatus
-    origin: str
-    prompt: str | None = None
-    model: str | None = None
-    duration: int | None = None
-    resolution: int | None = None
-    image_url: str | None = None
-    expand_prompt: bool | None = None
-    estimate_usd: float | None = None
-    estimate_points: int | None = None
-    consumed_points: int | None = None
-    video_url: str | None = None
-    video_path: str | None = None
-    error_kind: str | None = None
-    error_message: str | None = None
-    created_at: float
-    updated_at: float
-    finished_at: float | None = None
-
-    @property
-    def created_iso(self) -> str:
-        """Creation time as an ISO 8601 UTC string."""
-        return _iso(self.created_at) or ""
-
-
-class Ledger:
-    """SQLite-backed record of tasks; open with `async with Ledger(path)`."""
+class SqliteLedger:
+    """The SQLite ledger; open with `async with SqliteLedger(path)`."""
 
     def __init__(self, path: Path, *, busy_timeout_s: float = 10.0) -> None:
         self._path = path
@@ -131,7 +77,7 @@ class Ledger:
         self._lock = threading.Lock()
         self._limiter = anyio.CapacityLimiter(4)
 
-    async def __aenter__(self) -> Ledger:
+    async def __aenter__(self) -> SqliteLedger:
         await self._run(self._open)
         return self
 
@@ -149,7 +95,7 @@ class Ledger:
             raise StorageError(
                 f"Cannot open the task ledger at {self._path} ({exc}). Set HAILUO_STATE_DIR "
                 "to a writable folder."
-            ) from None
+            ) from exc
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
         conn.execute("PRAGMA journal_mode = WAL")
@@ -176,9 +122,10 @@ class Ledger:
                     # flow can attach the task id and the tool can say what happened.
                     raise StorageError(
                         f"The task ledger at {self._path} could not be used ({exc})."
-                    ) from None
+                    ) from exc
 
-        # Not abandoned on cancel: a write that started always completes (invariant 1).
+        # Not abandoned on cancel: a write that started always completes, so a task id
+        # returned by PiAPI is never lost between the create and its record.
         return await anyio.to_thread.run_sync(locked, limiter=self._limiter)
 
     def _db(self) -> sqlite3.Connection:
@@ -186,22 +133,20 @@ class Ledger:
             raise StorageError("the task ledger is closed")
         return self._conn
 
-    async def record_task(
-        self,
-        task_id: str,
-        status: TaskStatus,
-        *,
-        origin: str,
-        fields: dict[str, Any],
-        attempt_id: int | None = None,
-    ) -> None:
-        """Insert a task, or update it if another path recorded it first.
-
-        With `attempt_id`, the create attempt that produced the task is closed in the same
-        transaction: the ledger never shows a created task beside an attempt still 'sending'.
-        """
+    async def _write(self, task_id: str, values: dict[str, Any]) -> None:
         now = time.time()
-        values = {k: v for k, v in fields.items() if k in _UPDATABLE}
+
+        def write() -> None:
+            conn = self._db()
+            with conn:
+                _update(conn, task_id, values, now)
+
+        await self._run(write)
+
+    async def _insert(
+        self, task: Task, origin: str, values: dict[str, Any], attempt_id: int | None
+    ) -> None:
+        now = time.time()
 
         def write() -> None:
             conn = self._db()
@@ -209,47 +154,115 @@ class Ledger:
                 conn.execute(
                     "INSERT INTO tasks (task_id, status, origin, created_at, updated_at) "
                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT(task_id) DO NOTHING",
-                    (task_id, status.value, origin, now, now),
+                    (task.task_id, task.status.value, origin, now, now),
                 )
-                self._update_in(conn, task_id, {"status": status.value, **values}, now)
+                _update(conn, task.task_id, values, now)
                 if attempt_id is not None:
                     conn.execute(
                         "UPDATE create_attempts SET outcome = 'created', task_id = ? "
                         "WHERE attempt_id = ?",
-                        (task_id, attempt_id),
+                        (task.task_id, attempt_id),
                     )
 
         await self._run(write)
 
-    @staticmethod
-    def _update_in(
-        conn: sqlite3.Connection, task_id: str, values: dict[str, Any], now: float
-    ) -> None:
-        if not values:
-            return
-        columns = ", ".join(f"{name} = ?" for name in values)
-        conn.execute(
-            f"UPDATE tasks SET {columns}, updated_at = ? WHERE task_id = ?",
-            (*values.values(), now, task_id),
-        )
+    # Events
 
-    async def update(self, task_id: str, **fields: Any) -> None:
-        """Update known columns of one task."""
-        unknown = set(fields) - _UPDATABLE
-        if unknown:
-            raise ValueError(f"not ledger columns: {sorted(unknown)}")
-        values = {k: (v.value if isinstance(v, TaskStatus) else v) for k, v in fields.items()}
-        now = time.time()
+    async def record_attempt(self, request_input: dict[str, Any]) -> int:
+        """A create is about to be sent (outcome 'sending')."""
+        payload = json.dumps(request_input, sort_keys=True)
+
+        def write() -> int:
+            conn = self._db()
+            with conn:
+                cursor = conn.execute(
+                    "INSERT INTO create_attempts (sent_at, request_json, outcome) "
+                    "VALUES (?, ?, 'sending')",
+                    (time.time(), payload),
+                )
+            return int(cursor.lastrowid or 0)
+
+        return await self._run(write)
+
+    async def record_attempt_failed(self, attempt_id: int, kind: str, message: str) -> None:
+        """Why an attempt made no task we know of."""
 
         def write() -> None:
             conn = self._db()
             with conn:
-                self._update_in(conn, task_id, values, now)
+                conn.execute(
+                    "UPDATE create_attempts SET outcome = ?, message = ? WHERE attempt_id = ?",
+                    (kind, message, attempt_id),
+                )
 
         await self._run(write)
 
+    async def record_created(
+        self, task: Task, request: VideoRequest, price: Estimate, *, attempt_id: int
+    ) -> None:
+        """A task PiAPI created for `request`, its attempt closed in the same transaction."""
+        values = {
+            "prompt": request.prompt,
+            "model": request.model,
+            "duration": request.duration,
+            "resolution": request.resolution,
+            "image_url": request.image_url,
+            "expand_prompt": int(request.expand_prompt),
+            "estimate_usd": price.usd,
+            "estimate_points": price.points,
+            **_seen(task),
+        }
+        await self._insert(task, "created", values, attempt_id)
+
+    async def record_imported(self, task: Task) -> None:
+        """A task created elsewhere: what its input says, and what it is now."""
+        data = task.input
+        values: dict[str, Any] = {}
+        for name in ("prompt", "model", "image_url"):
+            if isinstance(data.get(name), str) and data[name]:
+                values[name] = data[name]
+        for name in ("duration", "resolution"):
+            if isinstance(data.get(name), int) and not isinstance(data.get(name), bool):
+                values[name] = data[name]
+        if isinstance(data.get("expand_prompt"), bool):
+            values["expand_prompt"] = int(data["expand_prompt"])
+        await self._insert(task, "imported", values | _seen(task), None)
+
+    async def record_seen(self, task: Task) -> None:
+        """A fresh snapshot of a known task."""
+        await self._write(task.task_id, _seen(task))
+
+    async def record_saved(self, task_id: str, path: Path) -> None:
+        """The video is complete at `path`; any earlier save error is cleared."""
+        await self._write(
+            task_id, {"video_path": str(path), "error_kind": None, "error_message": None}
+        )
+
+    async def record_save_failed(self, task_id: str, kind: str, message: str) -> None:
+        """The video could not be saved (it is still at its URL for a while)."""
+        await self._write(task_id, {"error_kind": kind, "error_message": message})
+
+    async def record_lost(self, reason: str) -> int:
+        """End every unfinished task as cancelled with `reason`."""
+        now = time.time()
+
+        def write() -> int:
+            conn = self._db()
+            with conn:
+                cursor = conn.execute(
+                    "UPDATE tasks SET status = 'cancelled', error_kind = 'lost', "
+                    "error_message = ?, finished_at = ?, updated_at = ? WHERE status NOT IN "
+                    "('completed', 'failed', 'cancelled')",
+                    (reason, now, now),
+                )
+            return cursor.rowcount
+
+        return await self._run(write)
+
+    # Reads
+
     async def get(self, task_id: str) -> TaskRecord | None:
-        """The ledger row for a task, or None."""
+        """The row of one task, or None."""
 
         def read() -> TaskRecord | None:
             row = self._db().execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
@@ -276,7 +289,7 @@ class Ledger:
         return await self._run(read)
 
     async def unfinished(self, max_age_s: float) -> list[TaskRecord]:
-        """Tasks still worth tracking: not terminal, or completed without a saved file."""
+        """Tasks still worth following: not ended, or completed without a saved file."""
         since = time.time() - max_age_s
 
         def read() -> list[TaskRecord]:
@@ -294,71 +307,47 @@ class Ledger:
 
         return await self._run(read)
 
-    async def abandon_unfinished(self, reason: str) -> int:
-        """End every unfinished task as cancelled with `reason` (the demo emulator forgot them)."""
-        now = time.time()
 
-        def write() -> int:
-            conn = self._db()
-            with conn:
-                cursor = conn.execute(
-                    "UPDATE tasks SET status = 'cancelled', error_kind = 'emulator_restarted', "
-                    "error_message = ?, finished_at = ?, updated_at = ? WHERE status NOT IN "
-                    "('completed', 'failed', 'cancelled')",
-                    (reason, now, now),
-                )
-            return cursor.rowcount
+def _seen(task: Task) -> dict[str, Any]:
+    """The columns one snapshot of a task sets."""
+    values: dict[str, Any] = {"status": task.status.value}
+    if task.video_url:
+        values["video_url"] = task.video_url
+    if task.consumed_points is not None:
+        values["consumed_points"] = task.consumed_points
+    if task.status == TaskStatus.FAILED:
+        values["error_kind"] = "task_failed"
+        values["error_message"] = task.error_message or "no reason given"
+    if task.status.is_terminal:
+        values["finished_at"] = time.time()
+    if task.started_at is not None:
+        values["upstream_started_at"] = task.started_at.isoformat()
+    if task.ended_at is not None:
+        values["upstream_ended_at"] = task.ended_at.isoformat()
+    return values
 
-        return await self._run(write)
 
-    async def start_attempt(self, request: dict[str, Any]) -> int:
-        """Record that a create is about to be sent (outcome 'sending')."""
-        payload = json.dumps(request, sort_keys=True)
-
-        def write() -> int:
-            conn = self._db()
-            with conn:
-                cursor = conn.execute(
-                    "INSERT INTO create_attempts (sent_at, request_json, outcome) "
-                    "VALUES (?, ?, 'sending')",
-                    (time.time(), payload),
-                )
-            return int(cursor.lastrowid or 0)
-
-        return await self._run(write)
-
-    async def finish_attempt(self, attempt_id: int, outcome: str, *, message: str = "") -> None:
-        """Record why a create attempt made no task we know of (the error kind and message).
-
-        A successful attempt is closed by `record_task`, in the transaction that records the task.
-        """
-
-        def write() -> None:
-            conn = self._db()
-            with conn:
-                conn.execute(
-                    "UPDATE create_attempts SET outcome = ?, message = ? WHERE attempt_id = ?",
-                    (outcome, message, attempt_id),
-                )
-
-        await self._run(write)
+def _update(conn: sqlite3.Connection, task_id: str, values: dict[str, Any], now: float) -> None:
+    if not values:
+        return
+    columns = ", ".join(f"{name} = ?" for name in values)
+    conn.execute(
+        f"UPDATE tasks SET {columns}, updated_at = ? WHERE task_id = ?",
+        (*values.values(), now, task_id),
+    )
 
 
 def _make_private(path: Path) -> None:
     """Create `path` readable and writable by its owner only (0600), or narrow it to that."""
     if path.exists():
         path.chmod(0o600)
-    elif path.name.endswith(("-wal", "-shm")):
-        return  # SQLite creates these with the main file's mode
-    else:
+    elif not path.name.endswith(("-wal", "-shm")):  # SQLite gives those the main file's mode
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _record(row: sqlite3.Row) -> TaskRecord:
-    data = dict(row)
+    data = {key: value for key, value in dict(row).items() if key in _READ}
     data["status"] = TaskStatus.parse(data["status"])
-    for name in ("upstream_created_at", "upstream_started_at", "upstream_ended_at"):
-        data.pop(name, None)
     if data.get("expand_prompt") is not None:
         data["expand_prompt"] = bool(data["expand_prompt"])
     return TaskRecord.model_validate(data)

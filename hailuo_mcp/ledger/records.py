@@ -1,0 +1,111 @@
+"""What the ledger keeps of a task, and the protocol every ledger implements.
+
+Writes are named after what happened (a create was attempted, a task was created, seen, saved),
+so the column mapping stays private to each implementation and a second backend is one class.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from hailuo_mcp.models import Task, TaskStatus, VideoRequest
+from hailuo_mcp.pricing import Estimate
+
+
+def iso_utc(epoch: float | None) -> str | None:
+    """An epoch time as ISO 8601 UTC, to the second."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+class TaskRecord(BaseModel):
+    """One task as the ledger knows it."""
+
+    task_id: str
+    status: TaskStatus
+    origin: str  # "created" here, or "imported" (first seen through get_task)
+    prompt: str | None = None
+    model: str | None = None
+    duration: int | None = None
+    resolution: int | None = None
+    image_url: str | None = None
+    expand_prompt: bool | None = None
+    estimate_usd: float | None = None
+    estimate_points: int | None = None
+    consumed_points: int | None = None
+    video_url: str | None = None
+    video_path: str | None = None
+    error_kind: str | None = None
+    error_message: str | None = None
+    created_at: float
+    updated_at: float
+    finished_at: float | None = None
+    upstream_started_at: datetime | None = None
+    upstream_ended_at: datetime | None = None
+
+    @property
+    def created_iso(self) -> str:
+        """Creation time as an ISO 8601 UTC string."""
+        return iso_utc(self.created_at) or ""
+
+    @property
+    def generation_seconds(self) -> float | None:
+        """Upstream time from the start to the end of generation, once known."""
+        if self.upstream_started_at and self.upstream_ended_at:
+            return round((self.upstream_ended_at - self.upstream_started_at).total_seconds(), 2)
+        return None
+
+
+class TaskLedger(Protocol):
+    """Where tasks are recorded; SQLite here, PostgreSQL for replicas later."""
+
+    async def record_attempt(self, request_input: dict[str, Any]) -> int:
+        """A create is about to be sent: journal it first and return its attempt id."""
+        ...
+
+    async def record_attempt_failed(self, attempt_id: int, kind: str, message: str) -> None:
+        """The attempt made no task we know of (the error kind and message)."""
+        ...
+
+    async def record_created(
+        self, task: Task, request: VideoRequest, price: Estimate, *, attempt_id: int
+    ) -> None:
+        """PiAPI created `task` for `request`; closes the attempt in the same transaction."""
+        ...
+
+    async def record_imported(self, task: Task) -> None:
+        """A task created elsewhere, first seen through get_task."""
+        ...
+
+    async def record_seen(self, task: Task) -> None:
+        """A fresh snapshot of a known task (status, URL, usage, error, upstream times)."""
+        ...
+
+    async def record_saved(self, task_id: str, path: Path) -> None:
+        """The task's video is complete at `path`."""
+        ...
+
+    async def record_save_failed(self, task_id: str, kind: str, message: str) -> None:
+        """The video could not be downloaded or written (it is still at its URL)."""
+        ...
+
+    async def record_lost(self, reason: str) -> int:
+        """End every unfinished task as cancelled with `reason`; returns how many."""
+        ...
+
+    async def get(self, task_id: str) -> TaskRecord | None:
+        """The record of one task, or None."""
+        ...
+
+    async def recent(self, limit: int, status: TaskStatus | None = None) -> list[TaskRecord]:
+        """Newest tasks first, optionally of one status."""
+        ...
+
+    async def unfinished(self, max_age_s: float) -> list[TaskRecord]:
+        """Recent tasks still worth following: not ended, or completed and not saved."""
+        ...
