@@ -86,3 +86,30 @@ async def test_demo_tasks_left_over_after_a_restart_end_cleanly(tmp_path: Path) 
     assert (data["status"], data["done"]) == ("cancelled", True)
     text = " ".join(getattr(block, "text", "") for block in looked_up.content)
     assert "emulator restarted" in text and "no such task" not in text
+
+
+@pytest.mark.anyio
+async def test_a_demo_emulator_that_cannot_start_is_told_through_the_tools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The port cannot be bound (an OSError, not one of ours): before, the tool answered a bare
+    # "Error executing tool" and the session died with an ExceptionGroup.
+    def no_port(host: str, port: int) -> None:
+        raise OSError(98, "Address already in use")
+
+    monkeypatch.setattr("hailuo_mcp.emulator.control.bind_socket", no_port)
+    settings = Settings.from_env(
+        {
+            "HAILUO_DEMO": "1",
+            "HAILUO_OUTPUT_DIR": str(tmp_path / "videos"),
+            "HAILUO_STATE_DIR": str(tmp_path / "state"),
+        }
+    )
+    async with Client(build_server(settings)) as client:
+        with anyio.fail_after(30):
+            result = await client.call_tool("generate_video", {"prompt": "x"})
+            price = await client.call_tool("estimate_cost", {})
+    assert result.is_error
+    text = " ".join(getattr(block, "text", "") for block in result.content)
+    assert "Address already in use" in text and "could not open its resources" in text
+    assert not price.is_error  # the session lives on
