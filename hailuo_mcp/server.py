@@ -15,11 +15,9 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import (
     CallToolResult,
-    ContentBlock,
     ListResourcesResult,
     PaginatedRequestParams,
     Resource,
-    ResourceLink,
     TextContent,
     ToolAnnotations,
 )
@@ -41,8 +39,16 @@ from hailuo_mcp.models import (
 from hailuo_mcp.prepare import build_request
 from hailuo_mcp.pricing import Estimate, estimate
 from hailuo_mcp.progress import Progress, reporting
-from hailuo_mcp.results import TaskList, TaskSummary, VideoResult
+from hailuo_mcp.results import TaskList, VideoResult
 from hailuo_mcp.runtime import Runtime, open_runtime
+from hailuo_mcp.tool_results import (
+    VIDEO_URI,
+    error_result,
+    listing_text,
+    summary,
+    video_result,
+    video_uri,
+)
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
@@ -60,120 +66,7 @@ it later. estimate_cost prices a request first; list_tasks shows recent tasks.""
 StatusFilter = Literal["pending", "processing", "completed", "failed"]
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Where a machine reads an error's kind and task id (the model reads the text).
-ERROR_META_KEY = "io.github.hailuo-mcp/error"
-# Saved videos as resources: the URI a result's resource_link gives.
-VIDEO_URI = "hailuo://videos/{task_id}.mp4"
 _LISTED_VIDEOS = 50
-
-
-def video_uri(task_id: str) -> str:
-    """The resource URI of a task's saved video."""
-    return VIDEO_URI.format(task_id=task_id)
-
-
-def _error_text(exc: HailuoError) -> str:
-    text = f"Error ({exc.kind}): {exc.message}"
-    if exc.task_id and exc.task_id not in exc.message:
-        text += f" (task_id: {exc.task_id})"
-    return text
-
-
-async def _error_result(
-    exc: HailuoError, runtime: Runtime | None, *, video_schema: bool = False
-) -> CallToolResult:
-    """An isError result every client accepts, with the task id whenever one exists.
-
-    The TypeScript SDK validates structuredContent against the tool's outputSchema even on an
-    error, and throws the result away if it does not match: structuredContent is only sent
-    when it is a valid VideoResult (a task exists). The text says it all, for models that see
-    only text; `_meta` carries the kind and task id for programs.
-    """
-    logger.info("tool error (%s): %s", exc.kind, _error_text(exc))
-    structured: dict[str, Any] | None = None
-    if exc.task_id and video_schema:
-        structured = (
-            (await _task_state(exc.task_id, runtime))
-            .model_copy(update={"error_kind": exc.kind, "error_message": exc.message})
-            .model_dump(mode="json")
-        )
-    meta = {"error_kind": exc.kind, "message": exc.message}
-    if exc.task_id:
-        meta["task_id"] = exc.task_id
-    return CallToolResult(
-        is_error=True,
-        content=[TextContent(type="text", text=_error_text(exc))],
-        structured_content=structured,
-        _meta={ERROR_META_KEY: meta},
-    )
-
-
-async def _task_state(task_id: str, runtime: Runtime | None) -> VideoResult:
-    """What the ledger knows of a task, for an error result about it."""
-    try:
-        if runtime is not None:
-            service = runtime.service
-            record = await service.ledger.get(task_id)
-            if record is not None:
-                return service.result_from_record(record, waited=0.0)
-    except HailuoError:
-        pass  # the error being answered matters more than the ledger's view of it
-    return VideoResult(
-        task_id=task_id,
-        status=TaskStatus.UNKNOWN,
-        done=False,
-        next_step=f"Call get_task with task_id={task_id} to check it.",
-    )
-
-
-def _money(result: VideoResult) -> str:
-    if result.emulated:
-        return "emulated, nothing charged"
-    if result.cost_usd is None:
-        return "cost unknown"
-    return f"${result.cost_usd:.2f} charged" if result.charged else f"${result.cost_usd:.2f}"
-
-
-def _video_text(result: VideoResult) -> str:
-    """The whole answer in words: many clients hand only the text to the model."""
-    if result.video_path:
-        what = " · ".join(
-            part
-            for part in (
-                result.model,
-                f"{result.duration} s" if result.duration else None,
-                f"{result.resolution}p" if result.resolution else None,
-            )
-            if part
-        )
-        took = (
-            f"generated in {result.generation_seconds:.0f} s"
-            if result.generation_seconds is not None
-            else None
-        )
-        details = ", ".join(p for p in (what, _money(result), took) if p)
-        text = f"Video saved to {result.video_path} ({details}). task_id: {result.task_id}."
-    else:
-        text = f"Task {result.task_id} is {result.status.value}. {result.next_step}"
-    return " ".join([text, *result.warnings])
-
-
-def _video_result(result: VideoResult) -> CallToolResult:
-    """A result with the whole answer in text, the structured fields and a link to the file."""
-    content: list[ContentBlock] = [TextContent(type="text", text=_video_text(result))]
-    if result.video_path:
-        path = Path(result.video_path)
-        content.append(
-            ResourceLink(
-                type="resource_link",
-                uri=video_uri(result.task_id),
-                name=path.name,
-                description=f"The saved video, at {path} on the server's machine",
-                mime_type="video/mp4",
-                size=path.stat().st_size if path.is_file() else None,
-            )
-        )
-    return CallToolResult(content=content, structured_content=result.model_dump(mode="json"))
 
 
 async def _answer(
@@ -183,9 +76,9 @@ async def _answer(
     try:
         result = await call(runtime.service)
     except HailuoError as exc:
-        return await _error_result(exc, runtime, video_schema=True)
+        return await error_result(exc, runtime, video_schema=True)
     try:
-        return _video_result(result)
+        return video_result(result)
     except Exception as exc:
         # Building the answer comes after a create too: it must not lose the id (invariant 3).
         logger.exception("task %s: could not build the answer", result.task_id)
@@ -194,7 +87,7 @@ async def _answer(
             "call get_task to check it.",
             task_id=result.task_id,
         )
-        return await _error_result(error, runtime, video_schema=True)
+        return await error_result(error, runtime, video_schema=True)
 
 
 @asynccontextmanager
@@ -215,7 +108,7 @@ class HailuoServer(MCPServer[Runtime]):
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError):
                 error = InputError(validation_message(exc.__cause__))
-                return await _error_result(error, None)
+                return await error_result(error, None)
             raise
 
     async def _handle_list_resources(
@@ -352,7 +245,7 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
                 settings=settings,
             )
         except InputError as exc:
-            return await _error_result(exc, runtime)
+            return await error_result(exc, runtime)
         async with _progress(ctx, settings) as progress:
             return await _answer(
                 runtime,
@@ -415,7 +308,7 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
             settings.check(["HAILUO_POINTS_PER_USD"])
             price = estimate(model, duration, resolution, points_per_usd=settings.points_per_usd)
         except HailuoError as exc:
-            return await _error_result(exc, None)
+            return await error_result(exc, None)
         text = (
             f"{model} · {duration} s · {resolution}p costs ${price.usd:.2f} "
             f"({price.points:,} PiAPI points), charged on successful completion only."
@@ -446,12 +339,12 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
             settings.check(["HAILUO_STATE_DIR", "HAILUO_POINTS_PER_USD"])
             service = runtime.service
             rows = await service.recent(limit, TaskStatus(status) if status else None)
-            tasks = [_summary(service, row) for row in rows]
+            tasks = [summary(service.result_from_record(row), row) for row in rows]
         except HailuoError as exc:
-            return await _error_result(exc, runtime)
+            return await error_result(exc, runtime)
         listing = TaskList(tasks=tasks, count=len(tasks))
         return CallToolResult(
-            content=[TextContent(type="text", text=_listing_text(tasks))],
+            content=[TextContent(type="text", text=listing_text(tasks))],
             structured_content=listing.model_dump(mode="json"),
         )
 
@@ -481,37 +374,3 @@ def build_server(settings: Settings) -> MCPServer[Runtime]:
             ) from exc
 
     return mcp
-
-
-def _summary(service: VideoService, row: Any) -> TaskSummary:
-    result = service.result_from_record(row, waited=0.0)
-    return TaskSummary(
-        task_id=row.task_id,
-        status=row.status,
-        created_at=row.created_iso,
-        prompt=row.prompt,
-        model=row.model,
-        duration=row.duration,
-        resolution=row.resolution,
-        cost_usd=result.cost_usd,
-        charged=result.charged,
-        video_path=row.video_path,
-        video_url=row.video_url,
-        error=row.error_message,
-    )
-
-
-def _listing_text(tasks: list[TaskSummary]) -> str:
-    if not tasks:
-        return "No tasks yet."
-    lines = [f"{len(tasks)} task(s), newest first:"]
-    for t in tasks:
-        what = " · ".join(
-            str(p) for p in (t.model, f"{t.duration} s" if t.duration else None, t.resolution) if p
-        )
-        cost = f"${t.cost_usd:.2f}{' charged' if t.charged else ''}" if t.cost_usd else ""
-        where = t.video_path or (f"error: {t.error}" if t.error else "")
-        lines.append(
-            " | ".join(p for p in (t.created_at, t.task_id, t.status.value, what, cost, where) if p)
-        )
-    return "\n".join(lines)

@@ -9,7 +9,7 @@ from mcp.types import CallToolResult, TextContent
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.emulator import Emulator
-from hailuo_mcp.server import ERROR_META_KEY
+from hailuo_mcp.tool_results import ERROR_META_KEY
 
 KEY = "sk-test-7f3a9c1e5b2d4a6f8e0c"
 

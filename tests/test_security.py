@@ -33,7 +33,8 @@ from hailuo_mcp.flow import VideoService
 from hailuo_mcp.ledger import SqliteLedger
 from hailuo_mcp.models import VideoRequest
 from hailuo_mcp.piapi import PiAPIClient
-from hailuo_mcp.server import ERROR_META_KEY, build_server
+from hailuo_mcp.server import build_server
+from hailuo_mcp.tool_results import ERROR_META_KEY
 from tests.reliability_stdio import server_env, stdio_server
 from tests.support import error_of, make_settings
 

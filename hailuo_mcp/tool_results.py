@@ -1,0 +1,167 @@
+"""Tool results as every client reads them: the whole answer in text, structuredContent valid
+against the tool's outputSchema, a link to the saved video, and errors in one format."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from mcp.types import CallToolResult, ContentBlock, ResourceLink, TextContent
+
+from hailuo_mcp.errors import HailuoError
+from hailuo_mcp.ledger import TaskRecord
+from hailuo_mcp.models import TaskStatus
+from hailuo_mcp.results import TaskSummary, VideoResult
+from hailuo_mcp.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+# Where a machine reads an error's kind and task id (the model reads the text).
+ERROR_META_KEY = "io.github.hailuo-mcp/error"
+# Saved videos as resources: the URI a result's resource_link gives.
+VIDEO_URI = "hailuo://videos/{task_id}.mp4"
+
+
+def video_uri(task_id: str) -> str:
+    """The resource URI of a task's saved video."""
+    return VIDEO_URI.format(task_id=task_id)
+
+
+def _error_text(exc: HailuoError) -> str:
+    text = f"Error ({exc.kind}): {exc.message}"
+    if exc.task_id and exc.task_id not in exc.message:
+        text += f" (task_id: {exc.task_id})"
+    return text
+
+
+async def error_result(
+    exc: HailuoError, runtime: Runtime | None, *, video_schema: bool = False
+) -> CallToolResult:
+    """An isError result every client accepts, with the task id whenever one exists.
+
+    The TypeScript SDK validates structuredContent against the tool's outputSchema even on an
+    error, and throws the result away if it does not match: structuredContent is only sent
+    when it is a valid VideoResult (a task exists). The text says it all, for models that see
+    only text; `_meta` carries the kind and task id for programs.
+    """
+    logger.info("tool error (%s): %s", exc.kind, _error_text(exc))
+    structured: dict[str, Any] | None = None
+    if exc.task_id and video_schema:
+        structured = (
+            (await task_state(exc.task_id, runtime))
+            .model_copy(update={"error_kind": exc.kind, "error_message": exc.message})
+            .model_dump(mode="json")
+        )
+    meta = {"error_kind": exc.kind, "message": exc.message}
+    if exc.task_id:
+        meta["task_id"] = exc.task_id
+    return CallToolResult(
+        is_error=True,
+        content=[TextContent(type="text", text=_error_text(exc))],
+        structured_content=structured,
+        _meta={ERROR_META_KEY: meta},
+    )
+
+
+async def task_state(task_id: str, runtime: Runtime | None) -> VideoResult:
+    """What the ledger knows of a task, for an error result about it."""
+    try:
+        if runtime is not None:
+            service = runtime.service
+            record = await service.ledger.get(task_id)
+            if record is not None:
+                return service.result_from_record(record, waited=0.0)
+    except HailuoError:
+        pass  # the error being answered matters more than the ledger's view of it
+    return VideoResult(
+        task_id=task_id,
+        status=TaskStatus.UNKNOWN,
+        done=False,
+        next_step=f"Call get_task with task_id={task_id} to check it.",
+    )
+
+
+def _money(result: VideoResult) -> str:
+    if result.emulated:
+        return "emulated, nothing charged"
+    if result.cost_usd is None:
+        return "cost unknown"
+    return f"${result.cost_usd:.2f} charged" if result.charged else f"${result.cost_usd:.2f}"
+
+
+def _video_text(result: VideoResult) -> str:
+    """The whole answer in words: many clients hand only the text to the model."""
+    if result.video_path:
+        what = " · ".join(
+            part
+            for part in (
+                result.model,
+                f"{result.duration} s" if result.duration else None,
+                f"{result.resolution}p" if result.resolution else None,
+            )
+            if part
+        )
+        took = (
+            f"generated in {result.generation_seconds:.0f} s"
+            if result.generation_seconds is not None
+            else None
+        )
+        details = ", ".join(p for p in (what, _money(result), took) if p)
+        text = f"Video saved to {result.video_path} ({details}). task_id: {result.task_id}."
+    else:
+        text = f"Task {result.task_id} is {result.status.value}. {result.next_step}"
+    return " ".join([text, *result.warnings])
+
+
+def video_result(result: VideoResult) -> CallToolResult:
+    """A result with the whole answer in text, the structured fields and a link to the file."""
+    content: list[ContentBlock] = [TextContent(type="text", text=_video_text(result))]
+    if result.video_path:
+        path = Path(result.video_path)
+        content.append(
+            ResourceLink(
+                type="resource_link",
+                uri=video_uri(result.task_id),
+                name=path.name,
+                description=f"The saved video, at {path} on the server's machine",
+                mime_type="video/mp4",
+                size=path.stat().st_size if path.is_file() else None,
+            )
+        )
+    return CallToolResult(content=content, structured_content=result.model_dump(mode="json"))
+
+
+def summary(result: VideoResult, row: TaskRecord) -> TaskSummary:
+    """One task as list_tasks shows it (cost and charge from its answer)."""
+    return TaskSummary(
+        task_id=row.task_id,
+        status=row.status,
+        created_at=row.created_iso,
+        prompt=row.prompt,
+        model=row.model,
+        duration=row.duration,
+        resolution=row.resolution,
+        cost_usd=result.cost_usd,
+        charged=result.charged,
+        video_path=row.video_path,
+        video_url=row.video_url,
+        error=row.error_message,
+    )
+
+
+def listing_text(tasks: list[TaskSummary]) -> str:
+    """list_tasks in words: one line per task with its cost and file."""
+    if not tasks:
+        return "No tasks yet."
+    lines = [f"{len(tasks)} task(s), newest first:"]
+    for t in tasks:
+        what = " · ".join(
+            str(p) for p in (t.model, f"{t.duration} s" if t.duration else None, t.resolution) if p
+        )
+        cost = f"${t.cost_usd:.2f}{' charged' if t.charged else ''}" if t.cost_usd else ""
+        where = t.video_path or (f"error: {t.error}" if t.error else "")
+        lines.append(
+            " | ".join(p for p in (t.created_at, t.task_id, t.status.value, what, cost, where) if p)
+        )
+    return "\n".join(lines)
