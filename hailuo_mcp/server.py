@@ -80,7 +80,8 @@ async def _answer(
     try:
         return video_result(result)
     except Exception as exc:
-        # Building the answer comes after a create too: it must not lose the id (invariant 3).
+        # Building the answer comes after a create too: it must not lose the id
+        # (invariant 3 in docs/ARCHITECTURE.md).
         logger.exception("task %s: could not build the answer", result.task_id)
         error = HailuoError(
             f"The task is recorded but its answer could not be built ({type(exc).__name__}); "
