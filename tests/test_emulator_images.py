@@ -1,4 +1,4 @@
-"""Image checks: a task whose image breaks a seed rule fails, naming the rule."""
+"""Image checks: a task whose image breaks a rule of PiAPI's Hailuo page fails, naming it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import io
 import ssl
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -23,9 +24,13 @@ from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
 
 
 @pytest.fixture
-def emulator_config() -> EmulatorConfig:
-    """A fast clock: once its image is checked, a task ends within milliseconds."""
-    return EmulatorConfig(api_key="test-key", speed=10_000, fixed_durations=(1.0, 76.0))
+def emulator_config(emulator_config: EmulatorConfig) -> EmulatorConfig:
+    """This module's clock runs 10,000x: once its image is checked, a task ends in 8 ms.
+
+    An image check takes real time, so neither a frozen clock nor ``fast_emulator`` (a 0.77 s
+    wait per completed task) fits.
+    """
+    return replace(emulator_config, speed=10_000)
 
 
 def picture(width: int, height: int, image_format: str = "PNG") -> bytes:

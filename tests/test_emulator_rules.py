@@ -1,7 +1,8 @@
-"""The emulator enforces every input rule of the seed page with a 400 naming the field."""
+"""The emulator enforces every input rule of PiAPI's Hailuo page with a 400 naming the field."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -13,9 +14,9 @@ IMAGE = "https://example.com/cat.png"
 
 
 @pytest.fixture
-def emulator_config() -> EmulatorConfig:
+def emulator_config(emulator_config: EmulatorConfig) -> EmulatorConfig:
     """Syntax rules only: the image at IMAGE is never fetched."""
-    return EmulatorConfig(api_key="test-key", speed=1e-6, check_images=False)
+    return replace(emulator_config, check_images=False)
 
 
 def body(**input_fields: Any) -> dict[str, Any]:

@@ -1,9 +1,10 @@
-"""Task objects, status over time, usage, account and the request log match the contract."""
+"""Task objects, status over time, usage, account and the request log, as PiAPI answers them."""
 
 from __future__ import annotations
 
 import re
 import ssl
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,8 +13,8 @@ import pytest
 
 from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
 
-# The seed page's example request and the `data` of its example response, verbatim.
-SEED_REQUEST: dict[str, Any] = {
+# The example request on PiAPI's Hailuo page and the `data` of its example response, verbatim.
+EXAMPLE_REQUEST: dict[str, Any] = {
     "model": "hailuo",
     "task_type": "video_generation",
     "input": {
@@ -31,7 +32,7 @@ SEED_REQUEST: dict[str, Any] = {
         },
     },
 }
-SEED_DATA: dict[str, Any] = {
+EXAMPLE_DATA: dict[str, Any] = {
     "task_id": "4d5fe927-66ca-4614-ad53-73430dd1f965",
     "model": "hailuo",
     "task_type": "video_generation",
@@ -65,8 +66,8 @@ SEED_DATA: dict[str, Any] = {
     "logs": [],
     "error": {"code": 0, "raw_message": "", "message": "", "detail": None},
 }
-# The seed request without its webhook.site endpoint: these tests never leave loopback.
-REQUEST: dict[str, Any] = {**SEED_REQUEST, "config": {"service_mode": "public"}}
+# The example request without its webhook.site endpoint: these tests never leave loopback.
+REQUEST: dict[str, Any] = {**EXAMPLE_REQUEST, "config": {"service_mode": "public"}}
 RFC3339_NS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z$")
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -88,7 +89,7 @@ def parse_ns(stamp: str) -> int:
 
 
 def create(client: httpx.Client, **input_fields: Any) -> dict[str, Any]:
-    """Create a task (seed request with ``input`` overridden) and return its task object."""
+    """Create a task (example request with ``input`` overridden) and return its task object."""
     payload = {**REQUEST, "input": {**REQUEST["input"], **input_fields}}
     response = client.post("/api/v1/task", json=payload)
     assert response.status_code == 200, response.text
@@ -104,23 +105,23 @@ def get(client: httpx.Client, task_id: str) -> dict[str, Any]:
     return task
 
 
-def test_the_seed_request_ends_in_a_task_shaped_field_for_field_like_the_seed_response(
+def test_the_example_request_ends_in_a_task_shaped_field_for_field_like_the_example_answer(
     emulator: Emulator, emulator_client: httpx.Client
 ) -> None:
-    # The seed's webhook.site endpoint becomes a closed loopback port: tests stay offline.
+    # The example's webhook.site endpoint becomes a closed loopback port: tests stay offline.
     hook = {"endpoint": "http://127.0.0.1:9/hook", "secret": ""}
-    request = {**SEED_REQUEST, "config": {"service_mode": "public", "webhook_config": hook}}
-    expected = {**SEED_DATA, "config": request["config"]}
+    request = {**EXAMPLE_REQUEST, "config": {"service_mode": "public", "webhook_config": hook}}
+    expected = {**EXAMPLE_DATA, "config": request["config"]}
     created = emulator_client.post("/api/v1/task", json=request).json()
     emulator.advance(80)
     answer = emulator_client.get(f"/api/v1/task/{created['data']['task_id']}").json()
     assert answer["code"] == 200
     assert answer["message"] == "success"
     data = answer["data"]
-    assert shape(data) == shape(SEED_DATA)
+    assert shape(data) == shape(EXAMPLE_DATA)
     for key in ("model", "task_type", "status", "config", "input", "detail", "logs", "error"):
         assert data[key] == expected[key], key
-    assert data["meta"]["usage"] == SEED_DATA["meta"]["usage"]
+    assert data["meta"]["usage"] == EXAMPLE_DATA["meta"]["usage"]
     assert data["meta"]["is_using_private_pool"] is False
     assert re.fullmatch(
         r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", data["task_id"]
@@ -167,11 +168,9 @@ PRICES = [
 
 
 @pytest.fixture
-def emulator_config() -> EmulatorConfig:
-    """Frozen clock, seed durations, and no image fetching (fast tasks use a fake URL)."""
-    return EmulatorConfig(
-        api_key="test-key", speed=1e-6, fixed_durations=(1.0, 76.0), check_images=False
-    )
+def emulator_config(emulator_config: EmulatorConfig) -> EmulatorConfig:
+    """No image fetching: fast tasks use a fake image URL."""
+    return replace(emulator_config, check_images=False)
 
 
 @pytest.mark.parametrize(("model", "duration", "resolution", "points"), PRICES)

@@ -23,9 +23,9 @@ from hailuo_mcp.emulator import (
 
 def test_rfc3339_stamps_carry_nine_fractional_digits_and_z() -> None:
     assert rfc3339_ns(0) == "1970-01-01T00:00:00.000000000Z"
-    seed_created = "2026-01-25T13:52:23.125177638Z"
+    example_created = "2026-01-25T13:52:23.125177638Z"
     seconds = int(datetime(2026, 1, 25, 13, 52, 23, tzinfo=UTC).timestamp())
-    assert rfc3339_ns(seconds * 1_000_000_000 + 125_177_638) == seed_created
+    assert rfc3339_ns(seconds * 1_000_000_000 + 125_177_638) == example_created
     assert rfc3339_ns(None) == ZERO_TIME == "0001-01-01T00:00:00Z"
 
 
@@ -66,13 +66,13 @@ def percentiles(model: str, duration: int, resolution: int) -> tuple[list[float]
     return queue, generate
 
 
-def test_v2_3_six_second_768_tasks_center_on_the_seed_task_and_provider_ranges() -> None:
+def test_v2_3_six_second_768_tasks_center_on_the_example_task_and_provider_ranges() -> None:
     queue, generate = percentiles("v2.3", 6, 768)
     p5, p50, p95 = generate[0], generate[9], generate[18]
-    assert 60 <= p50 <= 80  # the seed's task generated for 76 s
+    assert 60 <= p50 <= 80  # the example task on PiAPI's page generated for 76 s
     assert p5 >= 30 and p95 <= 130  # providers: about 30-90 s, longer under load
     assert p5 < 76 < p95
-    assert 1.0 <= queue[9] <= 2.0  # the seed's task queued 1 s
+    assert 1.0 <= queue[9] <= 2.0  # the example task queued 1 s
     assert queue[18] < 10  # a few seconds, with a tail
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -15,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
+from hailuo_mcp.emulator import Emulator, EmulatorConfig
 
 
 @dataclass
@@ -41,15 +40,9 @@ def receiver(serve_app: Callable[[ASGIApp], str]) -> Receiver:
 
 
 @pytest.fixture
-def emulator_config() -> EmulatorConfig:
-    """Frozen clock, seed durations, 3 attempts 5 s apart."""
-    return EmulatorConfig(
-        api_key="test-key",
-        speed=1e-6,
-        fixed_durations=(1.0, 76.0),
-        webhook_attempts=3,
-        webhook_interval_s=5.0,
-    )
+def emulator_config(emulator_config: EmulatorConfig) -> EmulatorConfig:
+    """3 attempts, 5 emulated seconds apart."""
+    return replace(emulator_config, webhook_attempts=3, webhook_interval_s=5.0)
 
 
 def create_with_hook(client: httpx.Client, endpoint: str, secret: str = "") -> str:
@@ -156,13 +149,8 @@ def test_a_failed_task_is_posted_too(
 
 
 def test_a_fast_clock_delivers_without_explicit_advances(
-    receiver: Receiver, tls_context: ssl.SSLContext
+    fast_emulator: Emulator, fast_emulator_client: httpx.Client, receiver: Receiver
 ) -> None:
-    config = EmulatorConfig(api_key="k", speed=10_000, fixed_durations=(1, 76))
-    with (
-        running_emulator(config) as emu,
-        httpx.Client(base_url=emu.url, headers={"x-api-key": "k"}, verify=tls_context) as client,
-    ):
-        create_with_hook(client, receiver.url)
-        (delivery,) = emu.wait_for_deliveries(1)
+    create_with_hook(fast_emulator_client, receiver.url)
+    (delivery,) = fast_emulator.wait_for_deliveries(1)
     assert delivery.status_code == 200
