@@ -13,7 +13,7 @@ code, so one misreading cannot hide on both sides. Importing this package builds
 Modules: ``options`` (``EmulatorConfig``), ``rules`` (input and price tables), ``timing``
 (duration model), ``clock``, ``tasks`` (``EmulatedTask`` and the task object), ``state``
 (everything remembered, behind one lock), ``faults``, ``app`` (routes), ``background``
-(ticker, image checks), ``webhook``, ``image_rules``, ``uploads``, ``video``, ``runner``
+(ticker, image checks), ``webhook_delivery``, ``image_rules``, ``uploads``, ``video``, ``runner``
 (uvicorn), ``control`` (the ``Emulator`` facade). No class or module here shares a name with
 the client side, so a search for a name lands on one side only.
 

@@ -19,7 +19,7 @@ import httpx
 
 from hailuo_mcp.emulator.image_rules import check_image_bytes, fetch_image
 from hailuo_mcp.emulator.state import DueWebhook, State
-from hailuo_mcp.emulator.webhook import deliver
+from hailuo_mcp.emulator.webhook_delivery import deliver
 
 logger = logging.getLogger(__name__)
 
