@@ -134,7 +134,7 @@ class Api:
 
     # Routes
 
-    async def create(self, request: Request) -> Response:
+    async def route_create(self, request: Request) -> Response:
         """``POST /api/v1/task``."""
         return await self.dispatch(request, "create", self._create)
 
@@ -162,7 +162,7 @@ class Api:
             return CutResponse(bytes(response.body), len(response.body) // 2)
         return response
 
-    async def get(self, request: Request) -> Response:
+    async def route_get(self, request: Request) -> Response:
         """``GET /api/v1/task/{task_id}``."""
         task_id = request.path_params["task_id"]
         return await self.dispatch(request, "get", self._get, task_id=task_id)
@@ -174,7 +174,7 @@ class Api:
             return error(404, "task not found")
         return envelope(task, self.state.config.envelope_code)
 
-    async def upload(self, request: Request) -> Response:
+    async def route_upload(self, request: Request) -> Response:
         """``POST /api/ephemeral_resource``."""
         return await self.dispatch(request, "upload", self._upload)
 
@@ -187,14 +187,14 @@ class Api:
         url = f"{self.state.base_url}/ephemeral/uploads/{name}"
         return envelope({"url": url}, self.state.config.envelope_code)
 
-    async def account(self, request: Request) -> Response:
+    async def route_account(self, request: Request) -> Response:
         """``GET /account/info``."""
         return await self.dispatch(request, "account", self._account)
 
     async def _account(self, request: Request, exchange: Exchange) -> Response:
         return envelope(self.state.account(), self.state.config.envelope_code)
 
-    async def download(self, request: Request) -> Response:
+    async def route_download(self, request: Request) -> Response:
         """``GET /ephemeral/{name}``: a completed task's video."""
         return await self.dispatch(request, "download", self._download, authenticate=False)
 
@@ -210,9 +210,9 @@ class Api:
             return VideoBody.real(sample_video(), truncated, self.state.stopping)
         return VideoBody.synthetic(size, truncated, self.state.stopping)
 
-    async def upload_file(self, request: Request) -> Response:
+    async def route_upload_file(self, request: Request) -> Response:
         """``GET /ephemeral/uploads/{name}``: a file stored by the upload route."""
-        stored = self.state.upload(request.path_params["name"])
+        stored = self.state.uploaded_file(request.path_params["name"])
         if stored is None:
             response = Response(b"Not Found", 404, media_type="text/plain")
         else:
@@ -235,11 +235,11 @@ def build_app(state: State) -> Starlette:
     background = Background(state)
     api = Api(state, background)
     routes = [
-        Route("/api/v1/task", api.create, methods=["POST"]),
-        Route("/api/v1/task/{task_id}", api.get, methods=["GET"]),
-        Route("/api/ephemeral_resource", api.upload, methods=["POST"]),
-        Route("/account/info", api.account, methods=["GET"]),
-        Route("/ephemeral/uploads/{name}", api.upload_file, methods=["GET"]),
-        Route("/ephemeral/{name}", api.download, methods=["GET"]),
+        Route("/api/v1/task", api.route_create, methods=["POST"]),
+        Route("/api/v1/task/{task_id}", api.route_get, methods=["GET"]),
+        Route("/api/ephemeral_resource", api.route_upload, methods=["POST"]),
+        Route("/account/info", api.route_account, methods=["GET"]),
+        Route("/ephemeral/uploads/{name}", api.route_upload_file, methods=["GET"]),
+        Route("/ephemeral/{name}", api.route_download, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=background.lifespan)

@@ -120,5 +120,5 @@ class Background:
         prefix = self.state.base_url + UPLOADS_PATH
         if not url.startswith(prefix):
             return None
-        stored = self.state.upload(url[len(prefix) :])
+        stored = self.state.uploaded_file(url[len(prefix) :])
         return stored[0] if stored is not None else None

@@ -270,7 +270,7 @@ class State:
             self._uploads[name] = (data, content_type)
         return name
 
-    def upload(self, name: str) -> tuple[bytes, str] | None:
+    def uploaded_file(self, name: str) -> tuple[bytes, str] | None:
         """An uploaded file's bytes and content type."""
         with self._lock:
             return self._uploads.get(name)
