@@ -18,9 +18,7 @@ from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from mcp.server import MCPServer
-
-    from hailuo_mcp.runtime import Runtime
+    from hailuo_mcp.server import HailuoServer
 
 
 def _speed(raw: str) -> float:
@@ -88,7 +86,9 @@ def _configure_logging(default_level: str) -> None:
     logging.getLogger("uvicorn").setLevel(logging.WARNING)
 
 
-def build_long_lived_server(settings: Settings) -> MCPServer[Runtime]:
+def build_long_lived_server(
+    settings: Settings, *, listen_for_webhooks: bool = True
+) -> HailuoServer:
     """Import and build the server as a process that serves until it exits."""
     # Importing the SDK allocates ~90k objects that live as long as the process and frees almost
     # none: pause the cyclic GC meanwhile (~5 % of start-up), then freeze them so that later full
@@ -97,7 +97,7 @@ def build_long_lived_server(settings: Settings) -> MCPServer[Runtime]:
     try:
         from hailuo_mcp.server import build_server
 
-        server = build_server(settings)
+        server = build_server(settings, listen_for_webhooks=listen_for_webhooks)
     finally:
         gc.enable()
     gc.freeze()
@@ -134,14 +134,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             image_url=args.image_url,
             speed=args.speed,
         )
-    server = build_long_lived_server(settings)
-    if getattr(args, "transport", "stdio") == "streamable-http":
+    http = getattr(args, "transport", "stdio") == "streamable-http"
+    # Over HTTP the webhook receiver is a route of the app; over stdio it listens on its own.
+    server = build_long_lived_server(settings, listen_for_webhooks=not http)
+    if http:
         return _serve_http(server, settings, args.host, args.port)
     server.run()
     return 0
 
 
-def _serve_http(server: MCPServer[Runtime], settings: Settings, host: str, port: int) -> int:
+def _serve_http(server: HailuoServer, settings: Settings, host: str, port: int) -> int:
     """Serve streamable HTTP; 2 when the bind would be open to anyone (nothing listens then)."""
     # Imported here: uvicorn and the HTTP stack are no cost of the stdio server.
     import anyio

@@ -83,8 +83,12 @@ class Settings(BaseModel):
     demo: bool = False
     demo_speed: float = Field(default=10.0, gt=0, le=10_000)
     image_dirs: tuple[Path, ...] = ()
+    # A receiver of the user's own for PiAPI's webhooks (passed through as is)...
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
+    # ...or ours: the URL at which PiAPI reaches this server, and where stdio mode listens.
+    public_url: str | None = None
+    webhook_listen: str = "127.0.0.1:8787"
     # [INF] in the contract: v2.3-fast is image-to-video only (3P sources agree); switchable.
     fast_requires_image: bool = True
     # [INF] 1 USD = 10,000,000 points, derived from the seed's task.
@@ -122,7 +126,21 @@ class Settings(BaseModel):
             raise ValueError(problem)
         return url.rstrip("/")
 
-    @field_validator("upload_url", "webhook_url")
+    @field_validator("webhook_listen")
+    @classmethod
+    def _listen_rule(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:8787")
+        return value
+
+    @property
+    def webhook_host_port(self) -> tuple[str, int]:
+        """HAILUO_WEBHOOK_LISTEN split into host and port."""
+        host, _, port = self.webhook_listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @field_validator("upload_url", "webhook_url", "public_url")
     @classmethod
     def _url_rule(cls, url: str | None) -> str | None:
         if url is not None and (problem := _http_url_problem(url, path_allowed=True)):
@@ -219,6 +237,8 @@ _ENV_NAMES = {
     "HAILUO_DEMO_SPEED": "demo_speed",
     "PIAPI_WEBHOOK_URL": "webhook_url",
     "PIAPI_WEBHOOK_SECRET": "webhook_secret",
+    "HAILUO_PUBLIC_URL": "public_url",
+    "HAILUO_WEBHOOK_LISTEN": "webhook_listen",
     "HAILUO_POINTS_PER_USD": "points_per_usd",
     "HAILUO_REQUEST_TIMEOUT": "request_timeout",
     "HAILUO_CONNECT_TIMEOUT": "connect_timeout",

@@ -66,6 +66,7 @@ class VideoService:
         image_check: ImageCheck | None = None,
         tracker: Tracker | None = None,
         news: TaskNews | None = None,
+        webhooks: bool = False,
     ) -> None:
         self._settings = settings
         self._client = client
@@ -74,6 +75,8 @@ class VideoService:
         self._image_check = image_check
         self._tracker = tracker
         self._news = news or TaskNews()
+        # PiAPI posts each task's end to our receiver: polling is the safety net only.
+        self._webhooks = webhooks
         self._save_locks: dict[str, anyio.Lock] = {}
 
     @property
@@ -178,7 +181,7 @@ class VideoService:
         """Follow the task's snapshots until it ends or the budget is spent, recording changes."""
         record = await self._ledger.get(task.task_id)
         expected = self._expected_for(task, record)
-        schedule = PollSchedule(expected)
+        schedule = PollSchedule(expected, safety_net=self._webhooks)
         self._seed_schedule(schedule, task, record, created_here=created_here)
         progress.follow(task.task_id, task.status.value, expected)
         with self._news.follow(

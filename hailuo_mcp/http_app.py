@@ -21,14 +21,17 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 import uvicorn
-from mcp.server import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import SecretStr
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import ConfigurationError
+from hailuo_mcp.server import HailuoServer
+from hailuo_mcp.webhooks import WEBHOOK_PATH
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +134,9 @@ class BearerTokenMiddleware:
             raise ValueError("BearerTokenMiddleware needs at least one token")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan" or self._authorized(scope):
+        # PiAPI cannot send our token: its deliveries prove themselves with the webhook secret.
+        is_webhook = scope["type"] == "http" and scope.get("path") == WEBHOOK_PATH
+        if scope["type"] == "lifespan" or is_webhook or self._authorized(scope):
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
@@ -197,16 +202,23 @@ async def _refuse(send: Send, *, presented: bool) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def build_http_app(
-    server: MCPServer[LifespanT], settings: Settings, host: str, port: int
-) -> Starlette:
-    """The SDK's streamable HTTP app (SSE, stateful) behind our Host/Origin rules and tokens.
+def build_http_app(server: HailuoServer, settings: Settings, host: str, port: int) -> Starlette:
+    """The SDK's streamable HTTP app (SSE, stateful) behind our Host/Origin rules and tokens,
+    with PiAPI's webhook receiver as a route of the same app.
 
     Raises:
         ConfigurationError: the bind is beyond loopback without a token, or an allowed host is
             not a host name.
     """
     security = transport_security(settings, host, port)
+
+    async def webhook(request: Request) -> Response:
+        runtime = server.runtime
+        if runtime is None or runtime.inbox is None:
+            return JSONResponse({"error": "webhooks are off (HAILUO_PUBLIC_URL)"}, 404)
+        return await runtime.inbox.receive(request)
+
+    server.custom_route(WEBHOOK_PATH, methods=["POST"])(webhook)
     # Its lifespan runs `session_manager.run()`: serve it with lifespan on, never mount bare.
     app = server.streamable_http_app(transport_security=security, host=host)
     if settings.http_tokens:

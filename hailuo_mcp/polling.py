@@ -44,6 +44,10 @@ DENSE_UNTIL = 1.3  # and ends here [~99 s]
 DENSE_INTERVAL = 0.024  # spacing in the dense window [1.85 s]: under the 2 s p95 target
 TAIL_GROWTH = 0.12  # after the window, spacing grows by this share of the overdue time
 TAIL_MAX = 0.1  # up to [7.7 s]
+# With webhooks on, PiAPI says when a task ends: polls are only a safety net for a missed
+# delivery: the early look, then one at the expected end, then every SAFETY_INTERVAL [7.7 s].
+SAFETY_FROM = 1.0
+SAFETY_INTERVAL = 0.1
 MIN_DELAY_S = 0.02
 
 
@@ -63,6 +67,7 @@ class PollSchedule:
 
     expected_s: float
     started_at: float | None = None
+    safety_net: bool = False  # webhooks tell the end; polls only catch a missed delivery
     _last_pending_at: float | None = None
     _pending_interval: float = 0.0
     _rng: random.Random = field(default_factory=random.Random)
@@ -107,6 +112,10 @@ class PollSchedule:
         running = elapsed - self.started_at
         if running < EARLY_CHECK * generation:
             return max(MIN_DELAY_S, EARLY_CHECK * generation - running)
+        if self.safety_net:
+            if running < SAFETY_FROM * generation:
+                return max(MIN_DELAY_S, SAFETY_FROM * generation - running)
+            return max(MIN_DELAY_S, SAFETY_INTERVAL * e)
         if running < DENSE_FROM * generation:
             return max(MIN_DELAY_S, DENSE_FROM * generation - running)
         dense = DENSE_INTERVAL * e

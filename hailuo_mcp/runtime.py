@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import anyio
 from pydantic import SecretStr
 
+from hailuo_mcp import webhook_listener
 from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import HailuoError, StorageError
 from hailuo_mcp.flow import DEMO_LOST, VideoService
@@ -23,6 +24,7 @@ from hailuo_mcp.images import ImageGate
 from hailuo_mcp.ledger import SqliteLedger
 from hailuo_mcp.piapi import PiAPIClient
 from hailuo_mcp.tracking import Tracker
+from hailuo_mcp.webhooks import WebhookInbox, load_or_create_secret, webhook_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ class Runtime:
     settings: Settings
     opened: VideoService | None
     failure: HailuoError | None = None
+    # PiAPI's deliveries, when HAILUO_PUBLIC_URL is set.
+    inbox: WebhookInbox | None = None
 
     @property
     def service(self) -> VideoService:
@@ -44,11 +48,17 @@ class Runtime:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    """Open everything the tools need for the life of the server."""
+async def open_runtime(
+    settings: Settings, *, listen_for_webhooks: bool = True
+) -> AsyncIterator[Runtime]:
+    """Open everything the tools need for the life of the server.
+
+    With HAILUO_PUBLIC_URL set, the webhook receiver listens on HAILUO_WEBHOOK_LISTEN unless
+    `listen_for_webhooks` is off (over HTTP it is a route of the server's own app).
+    """
     async with AsyncExitStack() as stack:
         try:
-            runtime = Runtime(settings, await _open(stack, settings))
+            runtime = await _open(stack, settings, listen_for_webhooks)
         except HailuoError as exc:
             logger.error("could not open the server's resources: %s", exc.message)
             runtime = Runtime(settings, None, exc)
@@ -67,9 +77,12 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         yield runtime
 
 
-async def _open(stack: AsyncExitStack, settings: Settings) -> VideoService:
+async def _open(stack: AsyncExitStack, settings: Settings, listen_for_webhooks: bool) -> Runtime:
+    given = settings
     if settings.demo:
         settings = _start_demo_upstream(stack, settings)
+    if settings.public_url:
+        settings = _with_our_webhook(settings)
     client = await stack.enter_async_context(PiAPIClient(settings))
     ledger = await stack.enter_async_context(SqliteLedger(settings.ledger_path))
     if settings.demo:
@@ -87,10 +100,32 @@ async def _open(stack: AsyncExitStack, settings: Settings) -> VideoService:
         downloader=client,
         image_check=ImageGate(settings, client).prepare,
         tracker=Tracker(group),
+        webhooks=settings.webhook_secret is not None and settings.public_url is not None,
     )
+    inbox = None
+    if settings.public_url and settings.webhook_secret is not None:
+        hide = tuple(s for s in (settings.api_key, settings.webhook_secret) if s is not None)
+        inbox = WebhookInbox(settings.webhook_secret, lambda: service, hide=hide)
+        if listen_for_webhooks:
+            sock = webhook_listener.bind(*settings.webhook_host_port)
+            if sock is not None:
+                group.start_soon(webhook_listener.listen, inbox.app(), sock)
     if settings.resume_on_start:
         group.start_soon(_resume, service)
-    return service
+    return Runtime(given, service, inbox=inbox)
+
+
+def _with_our_webhook(settings: Settings) -> Settings:
+    """Creates carry our receiver and this server's secret (HAILUO_PUBLIC_URL)."""
+    assert settings.public_url is not None
+    if settings.webhook_url:
+        logger.warning("HAILUO_PUBLIC_URL is set: it replaces PIAPI_WEBHOOK_URL for new tasks")
+    return settings.model_copy(
+        update={
+            "webhook_url": webhook_endpoint(settings.public_url),
+            "webhook_secret": load_or_create_secret(settings.state_dir),
+        }
+    )
 
 
 async def _resume(service: VideoService) -> None:

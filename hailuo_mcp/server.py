@@ -100,6 +100,9 @@ async def _progress(ctx: Context, settings: Settings) -> AsyncIterator[Progress]
 class HailuoServer(MCPServer[Runtime]):
     """MCPServer with our error format for argument errors, and the saved videos listed."""
 
+    # The lifespan's runtime while the server runs (the HTTP app's webhook route reads it).
+    runtime: Runtime | None = None
+
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Runtime, Any] | None = None
     ) -> Any:
@@ -141,13 +144,20 @@ class HailuoServer(MCPServer[Runtime]):
         return ListResourcesResult(resources=[*listed.resources, *videos])
 
 
-def build_server(settings: Settings) -> MCPServer[Runtime]:
-    """The hailuo-mcp server for these settings (nothing opened until it runs)."""
+def build_server(settings: Settings, *, listen_for_webhooks: bool = True) -> HailuoServer:
+    """The hailuo-mcp server for these settings (nothing opened until it runs).
+
+    `listen_for_webhooks=False` when the receiver is a route of the server's own HTTP app.
+    """
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
-        async with open_runtime(settings) as runtime:
-            yield runtime
+    async def lifespan(server: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
+        async with open_runtime(settings, listen_for_webhooks=listen_for_webhooks) as runtime:
+            mcp.runtime = runtime
+            try:
+                yield runtime
+            finally:
+                mcp.runtime = None
 
     mcp = HailuoServer(
         "hailuo-mcp",
