@@ -215,3 +215,87 @@ def secret_of_after_start(settings: Settings, url: str) -> str:
         assert time.monotonic() < deadline, "the app never opened its runtime"
         time.sleep(0.02)
     return path.read_text().strip()
+
+
+async def test_a_waiting_call_returns_within_half_a_second_of_the_delivery(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    settings = webhook_settings(emulator, tmp_path, HAILUO_EXPECTED_SECONDS="300")
+    delivered_at: list[float] = []
+
+    async def watch_deliveries() -> None:
+        while not any(d.status_code == 200 for d in emulator.webhook_deliveries):
+            await anyio.sleep(0.005)
+        delivered_at.append(time.monotonic())
+
+    async with Client(build_server(settings)) as client, anyio.create_task_group() as group:
+        group.start_soon(watch_deliveries)
+        with anyio.fail_after(30):
+            result = await client.call_tool("generate_video", {"prompt": "x"})
+        returned_at = time.monotonic()
+    assert not result.is_error, text_of(result)
+    (delivered,) = delivered_at
+    assert returned_at - delivered < 0.5
+
+
+async def test_with_webhooks_lost_polling_still_finds_the_video(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # PiAPI is told a URL where nothing listens: every delivery fails, the safety net polls.
+    settings = make_settings(
+        emulator,
+        tmp_path,
+        HAILUO_PUBLIC_URL=f"http://127.0.0.1:{free_port()}",
+        HAILUO_WEBHOOK_LISTEN=f"127.0.0.1:{free_port()}",
+        HAILUO_EXPECTED_SECONDS="2.1",
+    )
+    async with Client(build_server(settings)) as client:
+        with anyio.fail_after(30):
+            result = await client.call_tool("generate_video", {"prompt": "x"})
+    assert not result.is_error, text_of(result)
+    assert Path((result.structured_content or {})["video_path"]).is_file()
+    assert all(d.status_code is None for d in emulator.webhook_deliveries)
+
+
+async def test_an_oversized_or_malformed_delivery_is_refused(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    settings = webhook_settings(emulator, tmp_path)
+    async with Client(build_server(settings)) as client:
+        await client.call_tool("list_tasks", {})
+        secret = {"x-webhook-secret": secret_of(settings)}
+        url = f"{settings.public_url}{WEBHOOK_PATH}"
+        async with httpx.AsyncClient(timeout=5) as http:
+            huge = await http.post(url, content=b"{" + b" " * 300_000 + b"}", headers=secret)
+            broken = await http.post(url, content=b"{not json", headers=secret)
+            not_a_task = await http.post(url, json={"timestamp": 1, "data": {}}, headers=secret)
+    assert (huge.status_code, broken.status_code, not_a_task.status_code) == (400, 400, 400)
+
+
+async def test_a_webhook_for_a_task_another_replica_created_saves_its_video(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # Replica A (no webhooks) creates the task; the delivery reaches replica B, which shares
+    # the ledger: B saves the video although nobody waits on it there.
+    plain = make_settings(emulator, tmp_path, HAILUO_RESUME="0")
+    async with Client(build_server(plain)) as a:
+        started = await a.call_tool("generate_video", {"prompt": "x", "wait_seconds": 0})
+    task_id = (started.structured_content or {})["task_id"]
+    emulator.wait_for_status(task_id, "completed", timeout=10)
+    settings = webhook_settings(emulator, tmp_path, HAILUO_RESUME="0")
+    async with Client(build_server(settings)) as b:
+        await b.call_tool("list_tasks", {})
+        answer = await post(
+            settings, {"timestamp": 2, "data": emulator.task(task_id)}, secret_of(settings)
+        )
+        assert answer.status_code == 200
+        with anyio.fail_after(10):
+            while True:
+                with open_ledger_sync(settings.ledger_path) as conn:
+                    (path,) = conn.execute(
+                        "SELECT video_path FROM tasks WHERE task_id = ?", (task_id,)
+                    ).fetchone()
+                if path:
+                    break
+                await anyio.sleep(0.05)
+    assert Path(path).is_file()
