@@ -100,6 +100,10 @@ class Settings(BaseModel):
     progress_interval: float = Field(default=4.0, gt=0, le=5.0)
     resume_on_start: bool = True
     max_image_bytes_probe: int = Field(default=512 * 1024, gt=0)
+    # Cost safety: caps (USD, None = no cap) and the price above which the user confirms.
+    max_cost_per_call_usd: float | None = Field(default=None, ge=0)
+    max_spend_per_day_usd: float | None = Field(default=None, ge=0)
+    confirm_above_usd: float | None = Field(default=None, ge=0)
     # Streamable HTTP: bearer tokens that may call the server, and extra Host names to accept.
     http_tokens: tuple[SecretStr, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
@@ -238,6 +242,9 @@ _ENV_NAMES = {
     "PIAPI_WEBHOOK_URL": "webhook_url",
     "PIAPI_WEBHOOK_SECRET": "webhook_secret",
     "HAILUO_PUBLIC_URL": "public_url",
+    "HAILUO_MAX_COST_PER_CALL_USD": "max_cost_per_call_usd",
+    "HAILUO_MAX_SPEND_PER_DAY_USD": "max_spend_per_day_usd",
+    "HAILUO_CONFIRM_ABOVE_USD": "confirm_above_usd",
     "HAILUO_WEBHOOK_LISTEN": "webhook_listen",
     "HAILUO_POINTS_PER_USD": "points_per_usd",
     "HAILUO_REQUEST_TIMEOUT": "request_timeout",

@@ -5,6 +5,8 @@ HailuoError
 ├── ConfigurationError       fix the server's configuration (no API key, bad folder)
 ├── AuthenticationError      fix the API key or plan (401 / 403)
 ├── InsufficientCreditsError top up PiAPI credits (402)
+├── OverBudgetError          raise a cap (HAILUO_MAX_*), or wait for tomorrow
+├── ConfirmationUnavailableError the price needs a confirmation this client cannot give
 ├── TaskNotFoundError        the task id is unknown upstream (404)
 ├── RetryableError           try again later
 │   ├── RateLimitedError     429, carries retry_after
@@ -61,6 +63,18 @@ class InsufficientCreditsError(HailuoError):
     """PiAPI has too few credits for the task (402)."""
 
     kind = "insufficient_credits"
+
+
+class OverBudgetError(HailuoError):
+    """The call would pass a spending cap the server was given; nothing was created."""
+
+    kind = "over_budget"
+
+
+class ConfirmationUnavailableError(HailuoError):
+    """The price needs the user's confirmation and this client cannot ask; nothing created."""
+
+    kind = "confirmation_required"
 
 
 class TaskNotFoundError(HailuoError):

@@ -34,6 +34,7 @@ class TaskRecord(BaseModel):
     duration: int | None = None
     resolution: int | None = None
     image_url: str | None = None
+    image_source: str | None = None  # the image as the user gave it (a local path, say)
     expand_prompt: bool | None = None
     estimate_usd: float | None = None
     estimate_points: int | None = None
@@ -73,7 +74,13 @@ class TaskLedger(Protocol):
         ...
 
     async def record_created(
-        self, task: Task, request: VideoRequest, price: Estimate, *, attempt_id: int
+        self,
+        task: Task,
+        request: VideoRequest,
+        price: Estimate,
+        *,
+        attempt_id: int,
+        image_source: str | None = None,
     ) -> None:
         """PiAPI created `task` for `request`; closes the attempt in the same transaction."""
         ...
@@ -104,6 +111,10 @@ class TaskLedger(Protocol):
 
     async def recent(self, limit: int, status: TaskStatus | None = None) -> list[TaskRecord]:
         """Newest tasks first, optionally of one status."""
+        ...
+
+    async def created_since(self, epoch: float) -> list[TaskRecord]:
+        """Every task recorded at or after `epoch` (spend, caps, the duplicate guard)."""
         ...
 
     async def unfinished(self, max_age_s: float) -> list[TaskRecord]:

@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     duration INTEGER,
     resolution INTEGER,
     image_url TEXT,
+    image_source TEXT,
     expand_prompt INTEGER,
     estimate_usd REAL,
     estimate_points INTEGER,
@@ -102,6 +103,7 @@ class SqliteLedger:
         conn.execute("PRAGMA synchronous = NORMAL")
         with conn:
             conn.executescript(_SCHEMA)
+            _add_missing_columns(conn)
         # The WAL and shared-memory files hold prompts too.
         for suffix in ("-wal", "-shm"):
             _make_private(Path(f"{self._path}{suffix}"))
@@ -198,10 +200,17 @@ class SqliteLedger:
         await self._run(write)
 
     async def record_created(
-        self, task: Task, request: VideoRequest, price: Estimate, *, attempt_id: int
+        self,
+        task: Task,
+        request: VideoRequest,
+        price: Estimate,
+        *,
+        attempt_id: int,
+        image_source: str | None = None,
     ) -> None:
         """A task PiAPI created for `request`, its attempt closed in the same transaction."""
         values = {
+            "image_source": image_source,
             "prompt": request.prompt,
             "model": request.model,
             "duration": request.duration,
@@ -288,6 +297,21 @@ class SqliteLedger:
 
         return await self._run(read)
 
+    async def created_since(self, epoch: float) -> list[TaskRecord]:
+        """Every task recorded at or after `epoch`, oldest first."""
+
+        def read() -> list[TaskRecord]:
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT * FROM tasks WHERE created_at >= ? ORDER BY created_at", (epoch,)
+                )
+                .fetchall()
+            )
+            return [_record(row) for row in rows]
+
+        return await self._run(read)
+
     async def unfinished(self, max_age_s: float) -> list[TaskRecord]:
         """Tasks still worth following: not ended, or completed without a saved file."""
         since = time.time() - max_age_s
@@ -306,6 +330,17 @@ class SqliteLedger:
             return [_record(row) for row in rows]
 
         return await self._run(read)
+
+
+# Columns added after the first release: (name, SQL type). Old ledger files get them on open.
+_ADDED_COLUMNS = (("image_source", "TEXT"),)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    present = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+    for name, sql_type in _ADDED_COLUMNS:
+        if name not in present:
+            conn.execute(f"ALTER TABLE tasks ADD COLUMN {name} {sql_type}")
 
 
 def _seen(task: Task) -> dict[str, Any]:
