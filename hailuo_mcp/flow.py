@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Protocol
@@ -31,9 +31,10 @@ from hailuo_mcp.ledger import TaskLedger, TaskRecord
 from hailuo_mcp.models import Task, TaskStatus, VideoRequest, is_valid_task_id
 from hailuo_mcp.piapi import PiAPIClient, missing_key_error
 from hailuo_mcp.polling import QUEUE_SHARE, PollSchedule, expected_seconds
-from hailuo_mcp.prepare import ImageCheck, Prepared, prepare
+from hailuo_mcp.prepare import ImageCheck, Prepared, prepare, price_of
 from hailuo_mcp.progress import Progress, silent
 from hailuo_mcp.results import VideoResult
+from hailuo_mcp.spending import CostGuard, SpendingSummary, wall_clock
 from hailuo_mcp.tracking import Tracker
 from hailuo_mcp.watch import TaskNews
 
@@ -67,6 +68,7 @@ class VideoService:
         tracker: Tracker | None = None,
         news: TaskNews | None = None,
         webhooks: bool = False,
+        clock: Callable[[], float] = wall_clock,
     ) -> None:
         self._settings = settings
         self._client = client
@@ -77,6 +79,9 @@ class VideoService:
         self._news = news or TaskNews()
         # PiAPI posts each task's end to our receiver: polling is the safety net only.
         self._webhooks = webhooks
+        # Epoch seconds: "today" for caps and spend; injected by tests that cross midnight.
+        self._clock = clock
+        self._guard = CostGuard(settings, ledger, clock)
         self._save_locks: dict[str, anyio.Lock] = {}
 
     @property
@@ -97,14 +102,23 @@ class VideoService:
         *,
         wait_seconds: float | None = None,
         progress: Progress | None = None,
+        allow_duplicate: bool = False,
     ) -> VideoResult:
-        """Create one task and follow it until done or the wait budget is spent."""
+        """Create one task and follow it until done or the wait budget is spent.
+
+        The same request made in the last 10 minutes returns that task instead (unless
+        `allow_duplicate`); a call past a spending cap is refused before anything is sent.
+        """
         progress = progress or silent()
         self._require_upstream()
+        price = price_of(request, self._settings)
+        if not allow_duplicate and (earlier := await self._guard.duplicate_of(request)):
+            return await self._same_as(earlier, wait_seconds, progress)
+        await self._guard.within_caps(price.usd)
         prepared = await prepare(
             request, self._settings, image_check=self._image_check, progress=progress
         )
-        task = await self._create_and_record(prepared, progress)
+        task = await self._create_and_record(prepared, progress, image_source=request.image_url)
         budget = self._settings.wait_seconds if wait_seconds is None else wait_seconds
         async with self.after_create(task.task_id):
             task, waited = await self._wait(task, budget, progress, created_here=True)
@@ -151,7 +165,28 @@ class VideoService:
         if self._settings.api_key is None:
             raise missing_key_error()
 
-    async def _create_and_record(self, prepared: Prepared, progress: Progress) -> Task:
+    async def _same_as(
+        self, earlier: TaskRecord, wait_seconds: float | None, progress: Progress
+    ) -> VideoResult:
+        """The earlier task made from the same request, followed like get_task would."""
+        budget = self._settings.wait_seconds if wait_seconds is None else wait_seconds
+        minutes = max(1, round((self._clock() - earlier.created_at) / 60))
+        note = (
+            f"The same request (prompt, model, duration, resolution and image) was made "
+            f"{minutes} min ago as task {earlier.task_id}: this is that task, and nothing new "
+            "was created or charged. Pass allow_duplicate=true to pay for another video."
+        )
+        logger.info("generate_video repeats task %s: no new create", earlier.task_id)
+        result = await self.lookup(earlier.task_id, wait_seconds=budget, progress=progress)
+        return result.model_copy(update={"warnings": [note, *result.warnings]})
+
+    async def spending(self) -> SpendingSummary:
+        """Spend from the ledger: today, this month, all time."""
+        return await self._guard.spending()
+
+    async def _create_and_record(
+        self, prepared: Prepared, progress: Progress, *, image_source: str | None
+    ) -> Task:
         """Journal the attempt, send the one create, and record the task before anything else."""
         request = prepared.request
         attempt = await self._ledger.record_attempt(request.upstream_input())
@@ -162,7 +197,9 @@ class VideoService:
             await self._ledger.record_attempt_failed(attempt, exc.kind, exc.message)
             raise
         try:
-            await self._ledger.record_created(task, request, prepared.price, attempt_id=attempt)
+            await self._ledger.record_created(
+                task, request, prepared.price, attempt_id=attempt, image_source=image_source
+            )
         except HailuoError as exc:
             logger.error("task %s was created but not recorded: %s", task.task_id, exc.message)
             raise exc.with_task(task.task_id) from exc

@@ -10,7 +10,10 @@ from hailuo_mcp.models import TaskStatus
 class VideoResult(BaseModel):
     """What a tool answers about one task."""
 
-    task_id: str = Field(description="PiAPI task id; pass it to get_task to check again")
+    task_id: str | None = Field(
+        description="PiAPI task id; pass it to get_task to check again (None only when nothing "
+        "was created: the user declined the price)"
+    )
     status: TaskStatus = Field(description="pending, processing, completed, failed, ...")
     done: bool = Field(description="True when the video is saved (or the task ended)")
     video_path: str | None = Field(default=None, description="The saved MP4 on this machine")

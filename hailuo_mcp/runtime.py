@@ -9,7 +9,7 @@ which a client shows, instead of the session dying before it can say anything.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
@@ -23,6 +23,7 @@ from hailuo_mcp.flow import DEMO_LOST, VideoService
 from hailuo_mcp.images import ImageGate
 from hailuo_mcp.ledger import SqliteLedger
 from hailuo_mcp.piapi import PiAPIClient
+from hailuo_mcp.spending import wall_clock
 from hailuo_mcp.tracking import Tracker
 from hailuo_mcp.webhooks import WebhookInbox, load_or_create_secret, webhook_endpoint
 
@@ -49,7 +50,10 @@ class Runtime:
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, listen_for_webhooks: bool = True
+    settings: Settings,
+    *,
+    listen_for_webhooks: bool = True,
+    clock: Callable[[], float] = wall_clock,
 ) -> AsyncIterator[Runtime]:
     """Open everything the tools need for the life of the server.
 
@@ -58,7 +62,7 @@ async def open_runtime(
     """
     async with AsyncExitStack() as stack:
         try:
-            runtime = await _open(stack, settings, listen_for_webhooks)
+            runtime = await _open(stack, settings, listen_for_webhooks, clock)
         except HailuoError as exc:
             logger.error("could not open the server's resources: %s", exc.message)
             runtime = Runtime(settings, None, exc)
@@ -77,7 +81,12 @@ async def open_runtime(
         yield runtime
 
 
-async def _open(stack: AsyncExitStack, settings: Settings, listen_for_webhooks: bool) -> Runtime:
+async def _open(
+    stack: AsyncExitStack,
+    settings: Settings,
+    listen_for_webhooks: bool,
+    clock: Callable[[], float],
+) -> Runtime:
     given = settings
     if settings.demo:
         settings = _start_demo_upstream(stack, settings)
@@ -101,6 +110,7 @@ async def _open(stack: AsyncExitStack, settings: Settings, listen_for_webhooks: 
         image_check=ImageGate(settings, client).prepare,
         tracker=Tracker(group),
         webhooks=settings.webhook_secret is not None and settings.public_url is not None,
+        clock=clock,
     )
     inbox = None
     if settings.public_url and settings.webhook_secret is not None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import anyio
 from mcp.server import MCPServer
-from mcp.server.mcpserver import Context
+from mcp.server.mcpserver import AcceptedElicitation, Context, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import (
     CallToolResult,
@@ -25,7 +25,12 @@ from pydantic import Field, ValidationError
 
 from hailuo_mcp import __version__
 from hailuo_mcp.config import Settings
-from hailuo_mcp.errors import HailuoError, InputError
+from hailuo_mcp.confirmation import (
+    CannotAsk,
+    SpendConfirmation,
+    confirm_spend,
+)
+from hailuo_mcp.errors import ConfirmationUnavailableError, HailuoError, InputError
 from hailuo_mcp.models import (
     PROMPT_MAX_CHARS,
     TASK_ID_PATTERN,
@@ -41,10 +46,12 @@ from hailuo_mcp.pricing import Estimate, estimate
 from hailuo_mcp.progress import Progress, reporting
 from hailuo_mcp.results import TaskList, VideoResult
 from hailuo_mcp.runtime import Runtime, open_runtime
+from hailuo_mcp.spending import SpendingSummary, wall_clock
 from hailuo_mcp.tool_results import (
     VIDEO_URI,
     error_result,
     listing_text,
+    spending_text,
     summary,
     video_result,
     video_uri,
@@ -97,6 +104,37 @@ async def _progress(ctx: Context, settings: Settings) -> AsyncIterator[Progress]
         yield progress
 
 
+async def _unconfirmed(
+    outcome: ElicitationResult[SpendConfirmation], runtime: Runtime
+) -> CallToolResult | None:
+    """The answer when the user did not confirm the price; None to go ahead."""
+    if isinstance(outcome, AcceptedElicitation):
+        data: object = outcome.data
+        if isinstance(data, CannotAsk):
+            return await error_result(
+                ConfirmationUnavailableError(
+                    f"This video costs ${data.price_usd:.2f}, above the server's confirmation "
+                    f"threshold of ${data.threshold_usd:.2f} (HAILUO_CONFIRM_ABOVE_USD), and this "
+                    "client cannot ask you to confirm (it supports no elicitation). Nothing was "
+                    "created. Raise HAILUO_CONFIRM_ABOVE_USD (or unset it) in the server's "
+                    "configuration, or use a client that supports elicitation."
+                ),
+                runtime,
+            )
+        if not isinstance(data, SpendConfirmation) or data.confirm:
+            return None
+    declined = VideoResult(
+        task_id=None,
+        status=TaskStatus.CANCELLED,
+        done=True,
+        next_step="You declined the price: nothing was created or charged.",
+    )
+    return CallToolResult(
+        content=[TextContent(type="text", text="Not created: " + declined.next_step)],
+        structured_content=declined.model_dump(mode="json"),
+    )
+
+
 class HailuoServer(MCPServer[Runtime]):
     """MCPServer with our error format for argument errors, and the saved videos listed."""
 
@@ -144,7 +182,12 @@ class HailuoServer(MCPServer[Runtime]):
         return ListResourcesResult(resources=[*listed.resources, *videos])
 
 
-def build_server(settings: Settings, *, listen_for_webhooks: bool = True) -> HailuoServer:
+def build_server(
+    settings: Settings,
+    *,
+    listen_for_webhooks: bool = True,
+    clock: Callable[[], float] = wall_clock,
+) -> HailuoServer:
     """The hailuo-mcp server for these settings (nothing opened until it runs).
 
     `listen_for_webhooks=False` when the receiver is a route of the server's own HTTP app.
@@ -152,7 +195,9 @@ def build_server(settings: Settings, *, listen_for_webhooks: bool = True) -> Hai
 
     @asynccontextmanager
     async def lifespan(server: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
-        async with open_runtime(settings, listen_for_webhooks=listen_for_webhooks) as runtime:
+        async with open_runtime(
+            settings, listen_for_webhooks=listen_for_webhooks, clock=clock
+        ) as runtime:
             mcp.runtime = runtime
             try:
                 yield runtime
@@ -201,6 +246,8 @@ def build_server(settings: Settings, *, listen_for_webhooks: bool = True) -> Hai
             ),
         ],
         ctx: Context,
+        # Filled by the resolver before the body runs: the user's answer, or no question.
+        confirmation: Annotated[ElicitationResult[SpendConfirmation], Resolve(confirm_spend)],
         model: Annotated[
             Variant,
             Field(description="v2.3 (text or image to video) or v2.3-fast (image to video only)."),
@@ -235,6 +282,13 @@ def build_server(settings: Settings, *, listen_for_webhooks: bool = True) -> Hai
                 "(default: the server's HAILUO_WAIT_SECONDS, 50).",
             ),
         ] = None,
+        allow_duplicate: Annotated[
+            bool,
+            Field(
+                description="Pay for a new video even if the very same request was made in "
+                "the last 10 minutes (by default that task is returned instead)."
+            ),
+        ] = False,
     ) -> Annotated[CallToolResult, VideoResult]:
         """Generate a video with MiniMax Hailuo and save it as an MP4 on this machine.
 
@@ -243,8 +297,13 @@ def build_server(settings: Settings, *, listen_for_webhooks: bool = True) -> Hai
         done=false and a task_id: call get_task with it to finish. The task cannot be stopped
         once created: if this call is cancelled or the client stops waiting, the server keeps
         following the task and still saves the video; get_task with the task_id returns it.
+        Repeating the same request within 10 minutes returns the earlier task (no new charge).
+        Above the server's confirmation threshold the user is asked first.
         """
         runtime = runtime_of(ctx)
+        refused = await _unconfirmed(confirmation, runtime)
+        if refused is not None:
+            return refused
         try:
             request = build_request(
                 prompt=prompt,
@@ -261,7 +320,10 @@ def build_server(settings: Settings, *, listen_for_webhooks: bool = True) -> Hai
             return await _answer(
                 runtime,
                 lambda service: service.generate(
-                    request, wait_seconds=wait_seconds, progress=progress
+                    request,
+                    wait_seconds=wait_seconds,
+                    progress=progress,
+                    allow_duplicate=allow_duplicate,
                 ),
             )
 
@@ -357,6 +419,29 @@ def build_server(settings: Settings, *, listen_for_webhooks: bool = True) -> Hai
         return CallToolResult(
             content=[TextContent(type="text", text=listing_text(tasks))],
             structured_content=listing.model_dump(mode="json"),
+        )
+
+    @tool(
+        "Summarise Hailuo spending",
+        ToolAnnotations(
+            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        ),
+    )
+    async def spending_summary(ctx: Context) -> Annotated[CallToolResult, SpendingSummary]:
+        """What this server's videos cost: today, this month and all time, by model.
+
+        From the local ledger (no upstream call): completed tasks count what PiAPI charged,
+        tasks still running count their price. Also shows the spending caps in force.
+        """
+        runtime = runtime_of(ctx)
+        try:
+            settings.check(["HAILUO_STATE_DIR", "HAILUO_POINTS_PER_USD"])
+            summary_ = await runtime.service.spending()
+        except HailuoError as exc:
+            return await error_result(exc, runtime)
+        return CallToolResult(
+            content=[TextContent(type="text", text=spending_text(summary_))],
+            structured_content=summary_.model_dump(mode="json"),
         )
 
     @mcp.resource(

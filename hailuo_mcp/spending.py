@@ -9,14 +9,14 @@ complete); failed and cancelled ones count nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from pydantic import BaseModel, Field
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import OverBudgetError
-from hailuo_mcp.ledger import TaskRecord
+from hailuo_mcp.ledger import TaskLedger, TaskRecord
 from hailuo_mcp.models import TaskStatus, VideoRequest
 
 # A repeat of the same request within this long returns the earlier task instead of paying again.
@@ -167,6 +167,8 @@ def same_request(record: TaskRecord, request: VideoRequest, image_source: str | 
         and record.duration == request.duration
         and record.resolution == request.resolution
         and (record.image_source or record.image_url) == image_source
+        # Not in the issue's list, but a different expand_prompt makes a different video.
+        and record.expand_prompt in (None, request.expand_prompt)
     )
 
 
@@ -188,3 +190,30 @@ def find_duplicate(
 def wall_clock() -> float:
     """The default clock (epoch seconds); tests inject their own."""
     return time.time()
+
+
+class CostGuard:
+    """The checks against surprise spend that need the ledger: repeats, caps, the summary."""
+
+    def __init__(self, settings: Settings, ledger: TaskLedger, clock: Callable[[], float]) -> None:
+        self._settings = settings
+        self._ledger = ledger
+        self._clock = clock
+
+    async def duplicate_of(self, request: VideoRequest) -> TaskRecord | None:
+        """The task made from this very request in the last 10 minutes, if any."""
+        now = self._clock()
+        recent = await self._ledger.created_since(now - DUPLICATE_WINDOW_S)
+        return find_duplicate(recent, request, request.image_url, now)
+
+    async def within_caps(self, price_usd: float) -> None:
+        """Raise OverBudgetError if this call would pass a cap."""
+        settings = self._settings
+        if settings.max_cost_per_call_usd is None and settings.max_spend_per_day_usd is None:
+            return
+        now = self._clock()
+        check_caps(price_usd, await self._ledger.created_since(day_start(now)), settings, now)
+
+    async def spending(self) -> SpendingSummary:
+        """Spend from the ledger: today, this month, all time."""
+        return summarize(await self._ledger.created_since(0.0), self._settings, self._clock())

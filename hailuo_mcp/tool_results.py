@@ -14,6 +14,7 @@ from hailuo_mcp.ledger import TaskRecord
 from hailuo_mcp.models import TaskStatus
 from hailuo_mcp.results import TaskSummary, VideoResult
 from hailuo_mcp.runtime import Runtime
+from hailuo_mcp.spending import SpendingSummary
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def _video_text(result: VideoResult) -> str:
 def video_result(result: VideoResult) -> CallToolResult:
     """A result with the whole answer in text, the structured fields and a link to the file."""
     content: list[ContentBlock] = [TextContent(type="text", text=_video_text(result))]
-    if result.video_path:
+    if result.video_path and result.task_id:
         path = Path(result.video_path)
         content.append(
             ResourceLink(
@@ -164,4 +165,24 @@ def listing_text(tasks: list[TaskSummary]) -> str:
         lines.append(
             " | ".join(p for p in (t.created_at, t.task_id, t.status.value, what, cost, where) if p)
         )
+    return "\n".join(lines)
+
+
+def spending_text(summary: SpendingSummary) -> str:
+    """spending_summary in words."""
+    lines = []
+    for name, period in (
+        ("Today", summary.today),
+        ("This month", summary.this_month),
+        ("All time", summary.all_time),
+    ):
+        line = f"{name}: ${period.spent_usd:.2f} for {period.completed} video(s)"
+        if period.in_flight:
+            line += f", ${period.in_flight_usd:.2f} in {period.in_flight} task(s) still running"
+        models = ", ".join(
+            f"{m.model} ${m.spent_usd:.2f} ({m.completed})" for m in period.by_model if m.completed
+        )
+        lines.append(line + (f" [{models}]" if models else "") + ".")
+    caps = ", ".join(f"{k}={v:g}" for k, v in summary.caps.items() if v is not None)
+    lines.append(f"Caps: {caps}." if caps else "No spending caps are set.")
     return "\n".join(lines)

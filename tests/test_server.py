@@ -425,7 +425,13 @@ async def test_list_tasks_shows_newest_first_and_filters_by_status(
 
 async def test_tools_describe_themselves_for_an_assistant(client: Client) -> None:
     tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"generate_video", "get_task", "estimate_cost", "list_tasks"}
+    assert set(tools) == {
+        "generate_video",
+        "get_task",
+        "estimate_cost",
+        "list_tasks",
+        "spending_summary",
+    }
     generate = tools["generate_video"]
     assert generate.annotations and generate.annotations.open_world_hint is True
     assert generate.annotations.idempotent_hint is False
@@ -433,7 +439,7 @@ async def test_tools_describe_themselves_for_an_assistant(client: Client) -> Non
     # read-only, but asking twice does no more than asking once.
     get_task = tools["get_task"].annotations
     assert get_task and get_task.read_only_hint is False and get_task.idempotent_hint is True
-    for name in ("estimate_cost", "list_tasks"):
+    for name in ("estimate_cost", "list_tasks", "spending_summary"):
         annotations = tools[name].annotations
         assert annotations and annotations.read_only_hint is True
     # Descriptions read as text, without the source's docstring indentation.

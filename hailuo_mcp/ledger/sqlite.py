@@ -303,9 +303,7 @@ class SqliteLedger:
         def read() -> list[TaskRecord]:
             rows = (
                 self._db()
-                .execute(
-                    "SELECT * FROM tasks WHERE created_at >= ? ORDER BY created_at", (epoch,)
-                )
+                .execute("SELECT * FROM tasks WHERE created_at >= ? ORDER BY created_at", (epoch,))
                 .fetchall()
             )
             return [_record(row) for row in rows]

@@ -1,0 +1,74 @@
+"""Asking the user before a price above HAILUO_CONFIRM_ABOVE_USD is spent (MCP elicitation).
+
+A resolver on generate_video (the SDK's `Resolve`) runs before the tool body. It asks only when
+the price is above the threshold; the SDK carries the question the way the protocol era allows
+(`elicitation/create` on 2025-11-25, an input-required round trip on 2026-07-28). A client that
+cannot elicit gets `CannotAsk`, which the tool answers as an error saying how to change the
+threshold: never a crash, never a silent spend. The question is built from the arguments only,
+since the resolver may run again on the client's retry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import Context, Elicit
+from pydantic import BaseModel, Field
+
+from hailuo_mcp.config import Settings
+from hailuo_mcp.errors import InputError
+from hailuo_mcp.models import Duration, Resolution, Variant
+from hailuo_mcp.pricing import estimate
+
+
+class SpendConfirmation(BaseModel):
+    """The form the user answers."""
+
+    confirm: bool = Field(title="Create and pay for this video", description="Yes to go ahead")
+
+
+class NoQuestion(BaseModel):
+    """Nothing to ask: below the threshold, no threshold, or arguments the tool refuses."""
+
+
+class CannotAsk(BaseModel):
+    """A question was due, but the client declared no form elicitation."""
+
+    price_usd: float
+    threshold_usd: float
+
+
+def can_elicit(ctx: Context[Any, Any]) -> bool:
+    """Whether the client declared form elicitation (a bare `elicitation: {}` counts)."""
+    capabilities = ctx.client_capabilities
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+async def confirm_spend(
+    ctx: Context[Any, Any],
+    prompt: str,
+    model: Variant,
+    duration: Duration,
+    resolution: Resolution,
+) -> Elicit[SpendConfirmation] | NoQuestion | CannotAsk:
+    """generate_video's resolver: a question when the price needs the user's yes."""
+    settings = getattr(ctx.request_context.lifespan_context, "settings", None)
+    if not isinstance(settings, Settings) or settings.confirm_above_usd is None:
+        return NoQuestion()
+    threshold = settings.confirm_above_usd
+    try:
+        price = estimate(model, duration, resolution, points_per_usd=settings.points_per_usd)
+    except InputError:
+        return NoQuestion()  # the tool refuses these arguments itself
+    if price.usd <= threshold:
+        return NoQuestion()
+    if not can_elicit(ctx):
+        return CannotAsk(price_usd=price.usd, threshold_usd=threshold)
+    shown = prompt if len(prompt) <= 200 else prompt[:199] + "…"
+    return Elicit(
+        f"Generate a Hailuo video for ${price.usd:.2f} (above your ${threshold:.2f} "
+        f"confirmation threshold)? {model} · {duration} s · {resolution}p: «{shown}». PiAPI "
+        "charges when the video completes.",
+        SpendConfirmation,
+    )
