@@ -316,6 +316,18 @@ class PiAPIClient:
             task = task.model_copy(update={"task_id": task_id})
         return task
 
+    async def account(self) -> dict[str, Any]:
+        """`data` of GET /account/info: the balance in USD and the credit figures."""
+        url = self._settings.base_url.rstrip("/") + "/account/info"
+        try:
+            async with self._slot():
+                response = await self.http.get(url, headers=self._auth_headers())
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailableError(
+                f"PiAPI's account endpoint did not answer ({type(exc).__name__})."
+            ) from exc
+        return self._envelope(response)
+
     async def upload(self, file_name: str, data: bytes) -> str:
         """Upload a file through the contract's upload endpoint; return its (ephemeral) URL."""
         body = {"file_name": file_name, "file_data": base64.b64encode(data).decode("ascii")}

@@ -46,7 +46,7 @@ from hailuo_mcp.pricing import Estimate, estimate
 from hailuo_mcp.progress import Progress, reporting
 from hailuo_mcp.results import TaskList, VideoResult
 from hailuo_mcp.runtime import Runtime, open_runtime
-from hailuo_mcp.spending import SpendingSummary, wall_clock
+from hailuo_mcp.spending import Balance, SpendingSummary, wall_clock
 from hailuo_mcp.tool_results import (
     VIDEO_URI,
     error_result,
@@ -442,6 +442,33 @@ def build_server(
         return CallToolResult(
             content=[TextContent(type="text", text=spending_text(summary_))],
             structured_content=summary_.model_dump(mode="json"),
+        )
+
+    @tool(
+        "Check the PiAPI balance",
+        ToolAnnotations(
+            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+        ),
+    )
+    async def check_balance(ctx: Context) -> Annotated[CallToolResult, Balance]:
+        """The PiAPI account's balance (USD and credits), read from PiAPI now.
+
+        generate_video warns when a balance seen in the last 10 minutes will not cover a video.
+        """
+        runtime = runtime_of(ctx)
+        try:
+            balance = await runtime.service.balance()
+        except HailuoError as exc:
+            return await error_result(exc, runtime)
+        held = (
+            f", {balance.frozen_credits:,} credits held for running tasks"
+            if balance.frozen_credits
+            else ""
+        )
+        text = f"PiAPI balance: ${balance.usd:.2f}{held} (checked {balance.checked_at})."
+        return CallToolResult(
+            content=[TextContent(type="text", text=text)],
+            structured_content=balance.model_dump(mode="json"),
         )
 
     @mcp.resource(

@@ -187,6 +187,44 @@ def find_duplicate(
     return None
 
 
+# A balance seen this recently is trusted for the "will not cover it" warning.
+BALANCE_FRESH_S = 10 * 60
+
+
+class Balance(BaseModel):
+    """The PiAPI account's balance, as GET /account/info gave it."""
+
+    usd: float = Field(description="equivalent_in_usd: what the balance is worth")
+    available_credits: int | None = None
+    frozen_credits: int | None = Field(
+        default=None, description="Credits held for tasks still running"
+    )
+    used_credits: int | None = None
+    checked_at: str = Field(description="When it was read (local time)")
+
+    @classmethod
+    def from_account(cls, data: dict[str, object], now: float) -> Balance:
+        """Read PiAPI's account object tolerantly."""
+        credits = data.get("credit_pack_info")
+        pack = credits if isinstance(credits, dict) else {}
+
+        def number(value: object) -> int | None:
+            return (
+                int(value)
+                if isinstance(value, int | float) and not isinstance(value, bool)
+                else None
+            )
+
+        usd = data.get("equivalent_in_usd")
+        return cls(
+            usd=round(float(usd), 4) if isinstance(usd, int | float) else 0.0,
+            available_credits=number(pack.get("available_credits")),
+            frozen_credits=number(pack.get("frozen_credits")),
+            used_credits=number(pack.get("used_credits")),
+            checked_at=datetime.fromtimestamp(now).astimezone().isoformat(timespec="seconds"),
+        )
+
+
 def wall_clock() -> float:
     """The default clock (epoch seconds); tests inject their own."""
     return time.time()

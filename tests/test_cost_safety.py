@@ -168,3 +168,35 @@ async def test_the_spend_summary_crosses_midnight_on_the_servers_clock(
     data = tomorrow.structured_content or {}
     assert data["today"]["spent_usd"] == 0 and data["all_time"]["spent_usd"] == 0.23
     assert "Today: $0.00" in text_of(tomorrow) and "All time: $0.23" in text_of(tomorrow)
+
+
+async def test_check_balance_reads_the_account_and_generate_warns_when_it_will_not_cover(
+    tmp_path: Path,
+) -> None:
+    # The emulator is told not to answer 402 itself, so the answer shows our own warning
+    # (with the 402 on, the create would be refused as insufficient_credits instead).
+    config = EmulatorConfig(
+        api_key=KEY, speed=1e-6, seed=21, balance_usd=0.30, enforce_balance=False
+    )
+    with running_emulator(config) as emu:
+        settings = make_settings(emu, tmp_path, HAILUO_EXPECTED_SECONDS="77")
+        async with client(settings) as c:
+            unwarned = await generate(c, prompt="before any balance was seen")
+            balance = await c.call_tool("check_balance", {})
+            dear = await generate(c, prompt="a dear one", duration=10)
+    assert not unwarned.is_error and not (unwarned.structured_content or {})["warnings"]
+    data = balance.structured_content or {}
+    assert data["usd"] == 0.30 and data["frozen_credits"] == 2_300_000
+    assert "PiAPI balance: $0.30" in text_of(balance)
+    # $0.30 seen (with $0.23 held), less than this $0.45 video: warned before paying.
+    assert "less than this video's $0.45" in text_of(dear)
+
+
+async def test_check_balance_without_a_key_says_how_to_set_it(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    settings = make_settings(emulator, tmp_path).model_copy(update={"api_key": None})
+    async with client(settings) as c:
+        result = await c.call_tool("check_balance", {})
+    assert error_of(result)["error_kind"] == "configuration"
+    assert "PIAPI_API_KEY" in text_of(result)
