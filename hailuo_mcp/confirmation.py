@@ -12,13 +12,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp.server.mcpserver import Context, Elicit
+from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult
+from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
 from hailuo_mcp.config import Settings
-from hailuo_mcp.errors import InputError
-from hailuo_mcp.models import Duration, Resolution, Variant
+from hailuo_mcp.errors import ConfirmationUnavailableError, InputError
+from hailuo_mcp.models import Duration, Resolution, TaskStatus, Variant
 from hailuo_mcp.pricing import estimate
+from hailuo_mcp.results import VideoResult
+from hailuo_mcp.runtime import Runtime
+from hailuo_mcp.tool_results import error_result
 
 
 class SpendConfirmation(BaseModel):
@@ -71,4 +75,35 @@ async def confirm_spend(
         f"confirmation threshold)? {model} · {duration} s · {resolution}p: «{shown}». PiAPI "
         "charges when the video completes.",
         SpendConfirmation,
+    )
+
+
+async def unconfirmed_answer(
+    outcome: ElicitationResult[SpendConfirmation], runtime: Runtime
+) -> CallToolResult | None:
+    """The answer when the user did not confirm the price; None to go ahead."""
+    if isinstance(outcome, AcceptedElicitation):
+        data: object = outcome.data
+        if isinstance(data, CannotAsk):
+            return await error_result(
+                ConfirmationUnavailableError(
+                    f"This video costs ${data.price_usd:.2f}, above the server's confirmation "
+                    f"threshold of ${data.threshold_usd:.2f} (HAILUO_CONFIRM_ABOVE_USD), and this "
+                    "client cannot ask you to confirm (it supports no elicitation). Nothing was "
+                    "created. Raise HAILUO_CONFIRM_ABOVE_USD (or unset it) in the server's "
+                    "configuration, or use a client that supports elicitation."
+                ),
+                runtime,
+            )
+        if not isinstance(data, SpendConfirmation) or data.confirm:
+            return None
+    declined = VideoResult(
+        task_id=None,
+        status=TaskStatus.CANCELLED,
+        done=True,
+        next_step="You declined the price: nothing was created or charged.",
+    )
+    return CallToolResult(
+        content=[TextContent(type="text", text="Not created: " + declined.next_step)],
+        structured_content=declined.model_dump(mode="json"),
     )

@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from pydantic import SecretStr
@@ -46,6 +47,13 @@ class Runtime:
         if self.opened is None:
             raise self.failure or StorageError("The server's resources are not open.")
         return self.opened
+
+
+def runtime_of(ctx: Any) -> Runtime:
+    """The lifespan's Runtime, from a tool's or resource's Context."""
+    runtime = ctx.request_context.lifespan_context
+    assert isinstance(runtime, Runtime), "the server's lifespan yields a Runtime"
+    return runtime
 
 
 @asynccontextmanager

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import anyio
 from mcp.server import MCPServer
-from mcp.server.mcpserver import AcceptedElicitation, Context, ElicitationResult, Resolve
+from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import (
     CallToolResult,
@@ -26,11 +26,12 @@ from pydantic import Field, ValidationError
 from hailuo_mcp import __version__
 from hailuo_mcp.config import Settings
 from hailuo_mcp.confirmation import (
-    CannotAsk,
     SpendConfirmation,
     confirm_spend,
+    unconfirmed_answer,
 )
-from hailuo_mcp.errors import ConfirmationUnavailableError, HailuoError, InputError
+from hailuo_mcp.cost_tools import register_cost_tools
+from hailuo_mcp.errors import HailuoError, InputError
 from hailuo_mcp.models import (
     PROMPT_MAX_CHARS,
     TASK_ID_PATTERN,
@@ -45,13 +46,12 @@ from hailuo_mcp.prepare import build_request
 from hailuo_mcp.pricing import Estimate, estimate
 from hailuo_mcp.progress import Progress, reporting
 from hailuo_mcp.results import TaskList, VideoResult
-from hailuo_mcp.runtime import Runtime, open_runtime
-from hailuo_mcp.spending import Balance, SpendingSummary, wall_clock
+from hailuo_mcp.runtime import Runtime, open_runtime, runtime_of
+from hailuo_mcp.spending import wall_clock
 from hailuo_mcp.tool_results import (
     VIDEO_URI,
     error_result,
     listing_text,
-    spending_text,
     summary,
     video_result,
     video_uri,
@@ -104,35 +104,18 @@ async def _progress(ctx: Context, settings: Settings) -> AsyncIterator[Progress]
         yield progress
 
 
-async def _unconfirmed(
-    outcome: ElicitationResult[SpendConfirmation], runtime: Runtime
-) -> CallToolResult | None:
-    """The answer when the user did not confirm the price; None to go ahead."""
-    if isinstance(outcome, AcceptedElicitation):
-        data: object = outcome.data
-        if isinstance(data, CannotAsk):
-            return await error_result(
-                ConfirmationUnavailableError(
-                    f"This video costs ${data.price_usd:.2f}, above the server's confirmation "
-                    f"threshold of ${data.threshold_usd:.2f} (HAILUO_CONFIRM_ABOVE_USD), and this "
-                    "client cannot ask you to confirm (it supports no elicitation). Nothing was "
-                    "created. Raise HAILUO_CONFIRM_ABOVE_USD (or unset it) in the server's "
-                    "configuration, or use a client that supports elicitation."
-                ),
-                runtime,
-            )
-        if not isinstance(data, SpendConfirmation) or data.confirm:
-            return None
-    declined = VideoResult(
-        task_id=None,
-        status=TaskStatus.CANCELLED,
-        done=True,
-        next_step="You declined the price: nothing was created or charged.",
-    )
-    return CallToolResult(
-        content=[TextContent(type="text", text="Not created: " + declined.next_step)],
-        structured_content=declined.model_dump(mode="json"),
-    )
+def tool_registrar(mcp: MCPServer[Runtime]) -> Callable[[str, ToolAnnotations], Callable[[F], F]]:
+    """A decorator factory registering a tool whose description is its cleaned docstring."""
+
+    def tool(title: str, annotations: ToolAnnotations) -> Callable[[F], F]:
+        def register(fn: F) -> F:
+            description = inspect.cleandoc(fn.__doc__ or "")
+            mcp.tool(title=title, description=description, annotations=annotations)(fn)
+            return fn
+
+        return register
+
+    return tool
 
 
 class HailuoServer(MCPServer[Runtime]):
@@ -212,20 +195,7 @@ def build_server(
         lifespan=lifespan,
     )
 
-    def tool(title: str, annotations: ToolAnnotations) -> Callable[[F], F]:
-        """Register a tool; its description is its docstring without the source's indent."""
-
-        def register(fn: F) -> F:
-            description = inspect.cleandoc(fn.__doc__ or "")
-            mcp.tool(title=title, description=description, annotations=annotations)(fn)
-            return fn
-
-        return register
-
-    def runtime_of(ctx: Context) -> Runtime:
-        runtime = ctx.request_context.lifespan_context
-        assert isinstance(runtime, Runtime)
-        return runtime
+    tool = tool_registrar(mcp)
 
     @tool(
         "Generate a Hailuo video",
@@ -301,7 +271,7 @@ def build_server(
         Above the server's confirmation threshold the user is asked first.
         """
         runtime = runtime_of(ctx)
-        refused = await _unconfirmed(confirmation, runtime)
+        refused = await unconfirmed_answer(confirmation, runtime)
         if refused is not None:
             return refused
         try:
@@ -421,55 +391,7 @@ def build_server(
             structured_content=listing.model_dump(mode="json"),
         )
 
-    @tool(
-        "Summarise Hailuo spending",
-        ToolAnnotations(
-            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-        ),
-    )
-    async def spending_summary(ctx: Context) -> Annotated[CallToolResult, SpendingSummary]:
-        """What this server's videos cost: today, this month and all time, by model.
-
-        From the local ledger (no upstream call): completed tasks count what PiAPI charged,
-        tasks still running count their price. Also shows the spending caps in force.
-        """
-        runtime = runtime_of(ctx)
-        try:
-            settings.check(["HAILUO_STATE_DIR", "HAILUO_POINTS_PER_USD"])
-            summary_ = await runtime.service.spending()
-        except HailuoError as exc:
-            return await error_result(exc, runtime)
-        return CallToolResult(
-            content=[TextContent(type="text", text=spending_text(summary_))],
-            structured_content=summary_.model_dump(mode="json"),
-        )
-
-    @tool(
-        "Check the PiAPI balance",
-        ToolAnnotations(
-            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
-        ),
-    )
-    async def check_balance(ctx: Context) -> Annotated[CallToolResult, Balance]:
-        """The PiAPI account's balance (USD and credits), read from PiAPI now.
-
-        generate_video warns when a balance seen in the last 10 minutes will not cover a video.
-        """
-        runtime = runtime_of(ctx)
-        try:
-            balance = await runtime.service.balance()
-        except HailuoError as exc:
-            return await error_result(exc, runtime)
-        held = (
-            f", {balance.frozen_credits:,} credits held for running tasks"
-            if balance.frozen_credits
-            else ""
-        )
-        text = f"PiAPI balance: ${balance.usd:.2f}{held} (checked {balance.checked_at})."
-        return CallToolResult(
-            content=[TextContent(type="text", text=text)],
-            structured_content=balance.model_dump(mode="json"),
-        )
+    register_cost_tools(mcp, tool)
 
     @mcp.resource(
         VIDEO_URI,

@@ -431,6 +431,7 @@ async def test_tools_describe_themselves_for_an_assistant(client: Client) -> Non
         "estimate_cost",
         "list_tasks",
         "spending_summary",
+        "check_balance",
     }
     generate = tools["generate_video"]
     assert generate.annotations and generate.annotations.open_world_hint is True
@@ -439,7 +440,7 @@ async def test_tools_describe_themselves_for_an_assistant(client: Client) -> Non
     # read-only, but asking twice does no more than asking once.
     get_task = tools["get_task"].annotations
     assert get_task and get_task.read_only_hint is False and get_task.idempotent_hint is True
-    for name in ("estimate_cost", "list_tasks", "spending_summary"):
+    for name in ("estimate_cost", "list_tasks", "spending_summary", "check_balance"):
         annotations = tools[name].annotations
         assert annotations and annotations.read_only_hint is True
     # Descriptions read as text, without the source's docstring indentation.
