@@ -34,7 +34,7 @@ from hailuo_mcp.polling import QUEUE_SHARE, PollSchedule, expected_seconds
 from hailuo_mcp.prepare import ImageCheck, Prepared, prepare, price_of
 from hailuo_mcp.progress import Progress, silent
 from hailuo_mcp.results import VideoResult
-from hailuo_mcp.spending import BALANCE_FRESH_S, Balance, CostGuard, SpendingSummary, wall_clock
+from hailuo_mcp.spending import Balance, CostGuard, SpendingSummary, wall_clock
 from hailuo_mcp.tracking import Tracker
 from hailuo_mcp.watch import TaskNews
 
@@ -82,7 +82,6 @@ class VideoService:
         # Epoch seconds: "today" for caps and spend; injected by tests that cross midnight.
         self._clock = clock
         self._guard = CostGuard(settings, ledger, clock)
-        self._last_balance: tuple[Balance, float] | None = None
         self._save_locks: dict[str, anyio.Lock] = {}
 
     @property
@@ -116,7 +115,7 @@ class VideoService:
         if not allow_duplicate and (earlier := await self._guard.duplicate_of(request)):
             return await self._same_as(earlier, wait_seconds, progress)
         await self._guard.within_caps(price.usd)
-        short = self._balance_warning(price.usd)
+        short = self._guard.balance_warning(price.usd)
         prepared = await prepare(
             request, self._settings, image_check=self._image_check, progress=progress
         )
@@ -186,23 +185,9 @@ class VideoService:
     async def balance(self) -> Balance:
         """The account's balance now (GET /account/info); remembered for the cover warning."""
         self._require_upstream()
-        now = self._clock()
-        self._last_balance = (Balance.from_account(await self._client.account(), now), now)
-        return self._last_balance[0]
-
-    def _balance_warning(self, price_usd: float) -> str | None:
-        """A sentence when a balance seen in the last 10 minutes will not cover this price."""
-        if self._last_balance is None:
-            return None
-        balance, seen = self._last_balance
-        age = self._clock() - seen
-        if age > BALANCE_FRESH_S or balance.usd >= price_usd:
-            return None
-        return (
-            f"Your PiAPI balance was ${balance.usd:.2f} {max(1, round(age / 60))} min ago, less "
-            f"than this video's ${price_usd:.2f}: PiAPI may refuse it or fail it. Top up at "
-            "https://piapi.ai/workspace."
-        )
+        balance = Balance.from_account(await self._client.account(), self._clock())
+        self._guard.saw_balance(balance)
+        return balance
 
     async def spending(self) -> SpendingSummary:
         """Spend from the ledger: today, this month, all time."""

@@ -237,6 +237,25 @@ class CostGuard:
         self._settings = settings
         self._ledger = ledger
         self._clock = clock
+        self._balance: tuple[Balance, float] | None = None
+
+    def saw_balance(self, balance: Balance) -> None:
+        """Remember the balance just read, for the cover warning."""
+        self._balance = (balance, self._clock())
+
+    def balance_warning(self, price_usd: float) -> str | None:
+        """A sentence when a balance seen in the last 10 minutes will not cover this price."""
+        if self._balance is None:
+            return None
+        balance, seen = self._balance
+        age = self._clock() - seen
+        if age > BALANCE_FRESH_S or balance.usd >= price_usd:
+            return None
+        return (
+            f"Your PiAPI balance was ${balance.usd:.2f} {max(1, round(age / 60))} min ago, less "
+            f"than this video's ${price_usd:.2f}: PiAPI may refuse it or fail it. Top up at "
+            "https://piapi.ai/workspace."
+        )
 
     async def duplicate_of(self, request: VideoRequest) -> TaskRecord | None:
         """The task made from this very request in the last 10 minutes, if any."""
