@@ -27,6 +27,7 @@ from hailuo_mcp.errors import (
     StorageError,
     TaskFailedError,
 )
+from hailuo_mcp.filenames import default_name, free_path, safe_name
 from hailuo_mcp.ledger import TaskLedger, TaskRecord
 from hailuo_mcp.models import Task, TaskStatus, VideoRequest, is_valid_task_id
 from hailuo_mcp.piapi import PiAPIClient, missing_key_error
@@ -103,6 +104,7 @@ class VideoService:
         wait_seconds: float | None = None,
         progress: Progress | None = None,
         allow_duplicate: bool = False,
+        file_name: str | None = None,
     ) -> VideoResult:
         """Create one task and follow it until done or the wait budget is spent.
 
@@ -116,10 +118,17 @@ class VideoService:
             return await self._same_as(earlier, wait_seconds, progress)
         await self._guard.within_caps(price.usd)
         short = self._guard.balance_warning(price.usd)
+        if file_name is not None and (file_name := safe_name(file_name)) is None:
+            raise InputError(
+                "filename: nothing usable is left once folders and unsafe characters are "
+                "removed; give a plain name such as fox-in-autumn.mp4"
+            )
         prepared = await prepare(
             request, self._settings, image_check=self._image_check, progress=progress
         )
-        task = await self._create_and_record(prepared, progress, image_source=request.image_url)
+        task = await self._create_and_record(
+            prepared, progress, image_source=request.image_url, file_name=file_name
+        )
         budget = self._settings.wait_seconds if wait_seconds is None else wait_seconds
         async with self.after_create(task.task_id):
             task, waited = await self._wait(task, budget, progress, created_here=True)
@@ -135,8 +144,12 @@ class VideoService:
         *,
         wait_seconds: float = 0.0,
         progress: Progress | None = None,
+        refresh_url: bool = False,
     ) -> VideoResult:
-        """Current state of a task (ours or created elsewhere), optionally waiting for it."""
+        """Current state of a task (ours or created elsewhere), optionally waiting for it.
+
+        `refresh_url` asks PiAPI again even for a saved video, for a fresh (unexpired) URL.
+        """
         progress = progress or silent()
         self._settings.check()
         if not is_valid_task_id(task_id):
@@ -145,7 +158,8 @@ class VideoService:
                 "characters)"
             )
         known = await self._ledger.get(task_id)
-        if known is not None and (ended := self._ended(known)) is not None:
+        fresh_url_wanted = refresh_url and known is not None and known.video_url is not None
+        if known is not None and not fresh_url_wanted and (ended := self._ended(known)):
             return ended
         self._require_upstream()
         progress.say("checking the task")
@@ -194,7 +208,12 @@ class VideoService:
         return await self._guard.spending()
 
     async def _create_and_record(
-        self, prepared: Prepared, progress: Progress, *, image_source: str | None
+        self,
+        prepared: Prepared,
+        progress: Progress,
+        *,
+        image_source: str | None,
+        file_name: str | None,
     ) -> Task:
         """Journal the attempt, send the one create, and record the task before anything else."""
         request = prepared.request
@@ -207,7 +226,12 @@ class VideoService:
             raise
         try:
             await self._ledger.record_created(
-                task, request, prepared.price, attempt_id=attempt, image_source=image_source
+                task,
+                request,
+                prepared.price,
+                attempt_id=attempt,
+                image_source=image_source,
+                file_name=file_name,
             )
         except HailuoError as exc:
             logger.error("task %s was created but not recorded: %s", task.task_id, exc.message)
@@ -321,7 +345,13 @@ class VideoService:
             record = await self._ledger.get(task_id)
             if record and record.video_path and Path(record.video_path).is_file():
                 return Path(record.video_path)
-            destination = self._settings.output_dir / f"hailuo-{task_id}.mp4"
+            name = (record.file_name if record else None) or default_name(
+                record.prompt if record else None,
+                task_id,
+                record.created_at if record else time.time(),
+            )
+            # A name already taken gets a suffix: a saved video is never overwritten.
+            destination = free_path(self._settings.output_dir, name)
             try:
                 await self._downloader.download(task.video_url, destination, task_id=task_id)
             except HailuoError as exc:

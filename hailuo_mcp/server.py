@@ -252,6 +252,14 @@ def build_server(
                 "(default: the server's HAILUO_WAIT_SECONDS, 50).",
             ),
         ] = None,
+        filename: Annotated[
+            str | None,
+            Field(
+                description="Optional name for the saved MP4 (a plain name: folders and unsafe "
+                "characters are removed; a name already taken gets a suffix). Default: the "
+                "date, words of the prompt and a short id.",
+            ),
+        ] = None,
         allow_duplicate: Annotated[
             bool,
             Field(
@@ -294,6 +302,7 @@ def build_server(
                     wait_seconds=wait_seconds,
                     progress=progress,
                     allow_duplicate=allow_duplicate,
+                    file_name=filename,
                 ),
             )
 
@@ -317,6 +326,13 @@ def build_server(
             float,
             Field(ge=0, le=3600, description="Wait up to this long for the task to finish."),
         ] = 0,
+        refresh_url: Annotated[
+            bool,
+            Field(
+                description="Ask PiAPI again for a fresh video_url (its URLs expire), even when "
+                "the video is already saved here."
+            ),
+        ] = False,
     ) -> Annotated[CallToolResult, VideoResult]:
         """Get a Hailuo task's status; saves the video the first time it is seen completed.
 
@@ -328,7 +344,7 @@ def build_server(
             return await _answer(
                 runtime,
                 lambda service: service.lookup(
-                    task_id, wait_seconds=wait_seconds, progress=progress
+                    task_id, wait_seconds=wait_seconds, progress=progress, refresh_url=refresh_url
                 ),
             )
 

@@ -35,6 +35,7 @@ class TaskRecord(BaseModel):
     resolution: int | None = None
     image_url: str | None = None
     image_source: str | None = None  # the image as the user gave it (a local path, say)
+    file_name: str | None = None  # the user's (sanitised) name for the saved video
     expand_prompt: bool | None = None
     estimate_usd: float | None = None
     estimate_points: int | None = None
@@ -81,6 +82,7 @@ class TaskLedger(Protocol):
         *,
         attempt_id: int,
         image_source: str | None = None,
+        file_name: str | None = None,
     ) -> None:
         """PiAPI created `task` for `request`; closes the attempt in the same transaction."""
         ...

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     resolution INTEGER,
     image_url TEXT,
     image_source TEXT,
+    file_name TEXT,
     expand_prompt INTEGER,
     estimate_usd REAL,
     estimate_points INTEGER,
@@ -207,10 +208,12 @@ class SqliteLedger:
         *,
         attempt_id: int,
         image_source: str | None = None,
+        file_name: str | None = None,
     ) -> None:
         """A task PiAPI created for `request`, its attempt closed in the same transaction."""
         values = {
             "image_source": image_source,
+            "file_name": file_name,
             "prompt": request.prompt,
             "model": request.model,
             "duration": request.duration,
@@ -331,7 +334,7 @@ class SqliteLedger:
 
 
 # Columns added after the first release: (name, SQL type). Old ledger files get them on open.
-_ADDED_COLUMNS = (("image_source", "TEXT"),)
+_ADDED_COLUMNS = (("image_source", "TEXT"), ("file_name", "TEXT"))
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
