@@ -24,6 +24,7 @@ from mcp.types import (
 from pydantic import Field, ValidationError
 
 from hailuo_mcp import __version__
+from hailuo_mcp.branding import WEBSITE_URL, server_icons
 from hailuo_mcp.config import Settings
 from hailuo_mcp.confirmation import (
     SpendConfirmation,
@@ -45,6 +46,7 @@ from hailuo_mcp.models import (
 from hailuo_mcp.prepare import build_request
 from hailuo_mcp.pricing import Estimate, estimate
 from hailuo_mcp.progress import Progress, reporting
+from hailuo_mcp.prompts import register_prompts
 from hailuo_mcp.results import TaskList, VideoResult
 from hailuo_mcp.runtime import Runtime, open_runtime, runtime_of
 from hailuo_mcp.spending import wall_clock
@@ -110,7 +112,9 @@ def tool_registrar(mcp: MCPServer[Runtime]) -> Callable[[str, ToolAnnotations], 
     def tool(title: str, annotations: ToolAnnotations) -> Callable[[F], F]:
         def register(fn: F) -> F:
             description = inspect.cleandoc(fn.__doc__ or "")
-            mcp.tool(title=title, description=description, annotations=annotations)(fn)
+            mcp.tool(
+                title=title, description=description, annotations=annotations, icons=server_icons()
+            )(fn)
             return fn
 
         return register
@@ -192,6 +196,8 @@ def build_server(
         title="Hailuo video (PiAPI)",
         version=__version__,
         instructions=INSTRUCTIONS,
+        website_url=WEBSITE_URL,
+        icons=server_icons(),
         lifespan=lifespan,
     )
 
@@ -408,6 +414,7 @@ def build_server(
         )
 
     register_cost_tools(mcp, tool)
+    register_prompts(mcp)
 
     @mcp.resource(
         VIDEO_URI,

@@ -95,7 +95,8 @@ def test_serve_over_streamable_http_answers_initialize(tmp_path: Path) -> None:
             except httpx.TransportError:
                 time.sleep(0.05)  # not listening yet
         assert answer is not None and answer.status_code == 200
-        assert '"serverInfo":{"name":"hailuo-mcp"' in answer.text
+        # The SDK writes keys in alphabetical order: serverInfo's icons come before its name.
+        assert '"serverInfo":{"icons":[' in answer.text and '"name":"hailuo-mcp"' in answer.text
     finally:
         process.terminate()
         process.wait(timeout=10)
