@@ -114,15 +114,15 @@ class VideoService:
         progress = progress or silent()
         self._require_upstream()
         price = price_of(request, self._settings)
-        if not allow_duplicate and (earlier := await self._guard.duplicate_of(request)):
-            return await self._same_as(earlier, wait_seconds, progress)
-        await self._guard.within_caps(price.usd)
-        short = self._guard.balance_warning(price.usd)
         if file_name is not None and (file_name := safe_name(file_name)) is None:
             raise InputError(
                 "filename: nothing usable is left once folders and unsafe characters are "
                 "removed; give a plain name such as fox-in-autumn.mp4"
             )
+        if not allow_duplicate and (earlier := await self._guard.duplicate_of(request)):
+            return await self._same_as(earlier, wait_seconds, progress)
+        await self._guard.within_caps(price.usd)
+        short = self._guard.balance_warning(price.usd)
         prepared = await prepare(
             request, self._settings, image_check=self._image_check, progress=progress
         )
