@@ -5,7 +5,7 @@ events); `sqlite` is the local implementation. A task id returned by PiAPI is wr
 before anything else happens with it.
 """
 
-from hailuo_mcp.ledger.records import TaskLedger, TaskRecord
+from hailuo_mcp.ledger.records import ProtocolTaskRecord, TaskLedger, TaskRecord
 from hailuo_mcp.ledger.sqlite import SqliteLedger, open_ledger_sync
 
-__all__ = ["SqliteLedger", "TaskLedger", "TaskRecord", "open_ledger_sync"]
+__all__ = ["ProtocolTaskRecord", "SqliteLedger", "TaskLedger", "TaskRecord", "open_ledger_sync"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -61,6 +61,26 @@ class TaskRecord(BaseModel):
         if self.upstream_started_at and self.upstream_ended_at:
             return round((self.upstream_ended_at - self.upstream_started_at).total_seconds(), 2)
         return None
+
+
+ProtocolTaskStatus = Literal["working", "completed", "failed", "cancelled"]
+
+
+class ProtocolTaskRecord(BaseModel):
+    """One MCP protocol task (tasks extension or 2025-11-25 tasks), following one PiAPI task."""
+
+    id: str  # the MCP task id: unguessable, the only handle a client has
+    task_id: str  # the PiAPI task it follows
+    tool: str
+    protocol_version: str  # the protocol the task was created on
+    status: ProtocolTaskStatus
+    status_message: str | None = None
+    ttl_ms: int | None = None
+    warnings: list[str] = []  # the tool's warnings from before the create, for the final result
+    result: dict[str, Any] | None = None  # the tool result, once the task ended
+    error: dict[str, Any] | None = None  # a JSON-RPC error, for a failed task
+    created_at: float
+    updated_at: float
 
 
 class TaskLedger(Protocol):
@@ -121,4 +141,34 @@ class TaskLedger(Protocol):
 
     async def unfinished(self, max_age_s: float) -> list[TaskRecord]:
         """Recent tasks still worth following: not ended, or completed and not saved."""
+        ...
+
+    async def record_protocol_task(self, task: ProtocolTaskRecord) -> None:
+        """A protocol task was created (durable before its CreateTaskResult is sent)."""
+        ...
+
+    async def record_protocol_outcome(
+        self,
+        task_id: str,
+        status: ProtocolTaskStatus,
+        *,
+        status_message: str | None = None,
+        result: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> bool:
+        """A protocol task that had not ended moved to `status`; False when it had ended."""
+        ...
+
+    async def protocol_task(self, task_id: str) -> ProtocolTaskRecord | None:
+        """One protocol task by its MCP task id, or None."""
+        ...
+
+    async def protocol_tasks(
+        self, limit: int, *, after: tuple[float, str] | None = None
+    ) -> list[ProtocolTaskRecord]:
+        """Protocol tasks newest first, after the (created_at, id) a previous page ended on."""
+        ...
+
+    async def forget_protocol_tasks(self, expired_before: float) -> int:
+        """Delete protocol tasks whose ttl ran out before `expired_before` (PiAPI rows stay)."""
         ...

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import anyio
 
 from hailuo_mcp.errors import StorageError
+from hailuo_mcp.ledger.protocol_tasks import PROTOCOL_TASKS_SCHEMA, ProtocolTaskRows
 from hailuo_mcp.ledger.records import TaskRecord
 from hailuo_mcp.models import Task, TaskStatus, VideoRequest
 from hailuo_mcp.pricing import Estimate
@@ -69,7 +70,7 @@ CREATE TABLE IF NOT EXISTS create_attempts (
 _READ = set(TaskRecord.model_fields)
 
 
-class SqliteLedger:
+class SqliteLedger(ProtocolTaskRows):
     """The SQLite ledger; open with `async with SqliteLedger(path)`."""
 
     def __init__(self, path: Path, *, busy_timeout_s: float = 10.0) -> None:
@@ -104,6 +105,7 @@ class SqliteLedger:
         conn.execute("PRAGMA synchronous = NORMAL")
         with conn:
             conn.executescript(_SCHEMA)
+            conn.executescript(PROTOCOL_TASKS_SCHEMA)
             _add_missing_columns(conn)
         # The WAL and shared-memory files hold prompts too.
         for suffix in ("-wal", "-shm"):
