@@ -40,6 +40,10 @@ class Runtime:
     failure: HailuoError | None = None
     # PiAPI's deliveries, when HAILUO_PUBLIC_URL is set.
     inbox: WebhookInbox | None = None
+    # Background work in the lifespan's task group (MCP protocol tasks follow their videos here).
+    tracker: Tracker | None = None
+    # The settings the service runs with (demo mode points them at its emulator, 100x faster).
+    served: Settings | None = None
 
     @property
     def service(self) -> VideoService:
@@ -110,13 +114,14 @@ async def _open(
     group = await stack.enter_async_context(anyio.create_task_group())
     # Closed first (the stack unwinds in reverse): background tracking stops before its parts.
     stack.callback(group.cancel_scope.cancel)
+    tracker = Tracker(group)
     service = VideoService(
         settings,
         client=client,
         ledger=ledger,
         downloader=client,
         image_check=ImageGate(settings, client).prepare,
-        tracker=Tracker(group),
+        tracker=tracker,
         webhooks=settings.webhook_secret is not None and settings.public_url is not None,
         clock=clock,
     )
@@ -130,7 +135,7 @@ async def _open(
                 group.start_soon(webhook_listener.listen, inbox.app(), sock)
     if settings.resume_on_start:
         group.start_soon(_resume, service)
-    return Runtime(given, service, inbox=inbox)
+    return Runtime(given, service, inbox=inbox, tracker=tracker, served=settings)
 
 
 def _with_our_webhook(settings: Settings) -> Settings:
