@@ -33,6 +33,7 @@ from hailuo_mcp.confirmation import (
 )
 from hailuo_mcp.cost_tools import register_cost_tools
 from hailuo_mcp.errors import HailuoError, InputError
+from hailuo_mcp.mcp_tasks import TasksExtension
 from hailuo_mcp.models import (
     PROMPT_MAX_CHARS,
     TASK_ID_PATTERN,
@@ -191,6 +192,8 @@ def build_server(
             finally:
                 mcp.runtime = None
 
+    # MCP Tasks: the 2026 extension, and the 2025-11-25 tasks through its middleware.
+    tasks = TasksExtension()
     mcp = HailuoServer(
         "hailuo-mcp",
         title="Hailuo video (PiAPI)",
@@ -199,7 +202,9 @@ def build_server(
         website_url=WEBSITE_URL,
         icons=server_icons(),
         lifespan=lifespan,
+        extensions=[tasks],
     )
+    mcp.middleware.append(tasks.middleware)
 
     tool = tool_registrar(mcp)
 
@@ -279,8 +284,9 @@ def build_server(
         Costs money (see estimate_cost): USD 0.16 to 0.45 per video, charged only on success.
         Takes about 80 s. If the video is not ready within wait_seconds, the result has
         done=false and a task_id: call get_task with it to finish. The task cannot be stopped
-        once created: if this call is cancelled or the client stops waiting, the server keeps
-        following the task and still saves the video; get_task with the task_id returns it.
+        once created: if this call is cancelled, the client stops waiting or cancels the MCP
+        task, the server keeps following the task and still saves the video (it is charged);
+        get_task with the task_id returns it.
         Repeating the same request within 10 minutes returns the earlier task (no new charge).
         Above the server's confirmation threshold the user is asked first.
         """
