@@ -11,6 +11,7 @@ A request that asks for neither is served exactly as before.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ from mcp_types.jsonrpc import INVALID_PARAMS
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field
 
+from hailuo_mcp.errors import HailuoError
 from hailuo_mcp.mcp_tasks import wire
 from hailuo_mcp.mcp_tasks.calls import (
     TASK_TOOLS,
@@ -40,6 +42,8 @@ from hailuo_mcp.mcp_tasks.calls import (
 from hailuo_mcp.mcp_tasks.legacy import LegacyTasks, legacy_methods
 from hailuo_mcp.mcp_tasks.registry import TaskEnded
 from hailuo_mcp.mcp_tasks.state import DEFAULT_TTL_MS
+
+logger = logging.getLogger(__name__)
 
 # tasks/get and tasks/cancel serve both eras; tasks/update is the extension's alone.
 _BOTH_ERAS = frozenset({wire.LEGACY_VERSION, *MODERN_PROTOCOL_VERSIONS})
@@ -96,13 +100,19 @@ class TasksExtension(Extension):
         if started is None:
             return result  # an error (no task made), a question for the user, or already done
         task_id, warnings = started
-        view = await self._home.tasks_for(ctx).create(
-            tool=params.name,
-            task_id=task_id,
-            protocol_version=ctx.protocol_version,
-            ttl_ms=DEFAULT_TTL_MS,
-            warnings=warnings,
-        )
+        try:
+            view = await self._home.tasks_for(ctx).create(
+                tool=params.name,
+                task_id=task_id,
+                protocol_version=ctx.protocol_version,
+                ttl_ms=DEFAULT_TTL_MS,
+                warnings=warnings,
+            )
+        except HailuoError as exc:
+            # No task without its row; the plain answer still names the paid task, which the
+            # service follows and saves (invariants 3 and 8).
+            logger.error("Hailuo task %s: no MCP task (%s)", task_id, exc.message)
+            return result
         return wire.created_2026(view)
 
     def _wants_task(

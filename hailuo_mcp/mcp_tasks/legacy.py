@@ -18,8 +18,9 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import MethodBinding
 from mcp.shared.exceptions import MCPError
 from mcp.types import GetTaskPayloadRequestParams, PaginatedRequestParams
-from mcp_types.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND
+from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND
 
+from hailuo_mcp.errors import HailuoError
 from hailuo_mcp.mcp_tasks import wire
 from hailuo_mcp.mcp_tasks.calls import (
     TASK_TOOLS,
@@ -84,14 +85,25 @@ class LegacyTasks:
             raise _refused(answer)
         task_id, warnings = started
         task = cast(Mapping[str, Any], params["task"])
-        view = await self._home.tasks_for(ctx).create(
-            tool=str(name),
-            task_id=task_id,
-            protocol_version=wire.LEGACY_VERSION,
-            ttl_ms=granted_ttl_ms(task.get("ttl")),
-            warnings=warnings,
-            session=ctx.session,
-        )
+        try:
+            view = await self._home.tasks_for(ctx).create(
+                tool=str(name),
+                task_id=task_id,
+                protocol_version=wire.LEGACY_VERSION,
+                ttl_ms=granted_ttl_ms(task.get("ttl")),
+                warnings=warnings,
+                session=ctx.session,
+            )
+        except HailuoError as exc:
+            # No task without its row; the error still names the paid task, which the service
+            # follows and saves (invariants 3 and 8).
+            raise MCPError(
+                code=INTERNAL_ERROR,
+                message=f"Hailuo task {task_id} was created but no MCP task could be recorded "
+                f"({exc.message}); it is followed and its video saved: call get_task with "
+                f"task_id={task_id}.",
+                data={"result": answer},
+            ) from exc
         immediate = (
             f"{view.message} It runs in the background: its result comes with the task, or "
             f"call get_task with task_id={task_id}."
