@@ -1,7 +1,7 @@
 """Download: peak RSS growth and throughput saving a 200 MB video, against a bare httpx stream.
 
 The emulator serves a synthetic 200 MB output from its own process. Each measurement runs in a
-fresh child process (`--child`), alternating ours (`PiAPIClient.download`: temp file, fsync,
+fresh child process (`--child`), alternating ours (`VideoDownloader.download`: temp file, fsync,
 atomic rename) and the baseline (a plain `httpx.AsyncClient` stream written to a file; also
 shown with an fsync at the end, the durability ours pays for before its rename). RSS
 growth is the child's peak RSS (VmHWM, reset after warm-up through /proc/self/clear_refs) minus
@@ -28,8 +28,8 @@ import httpx
 from _emulator_proc import emulator_process
 from _util import FAKE_KEY, PYTHON, emulator_settings, machine, rss_mb, summary
 
+from hailuo_mcp.downloads import VideoDownloader
 from hailuo_mcp.emulator import EmulatorConfig
-from hailuo_mcp.piapi import PiAPIClient
 
 TARGET_RSS_MB = 10.0
 TARGET_THROUGHPUT = 0.80
@@ -42,12 +42,13 @@ def _reset_peak() -> None:
 
 async def _ours(url: str, video: str, folder: Path) -> tuple[int, float, float]:
     settings = emulator_settings(url, 1.0, folder)
-    async with PiAPIClient(settings) as client:
-        assert client.http is not None  # built on first use: build it before measuring
+    async with VideoDownloader(settings) as downloader:
+        # Its httpx client is built on first use: build it before measuring, as the baseline's.
+        downloader._http()
         before = rss_mb()
         _reset_peak()
         started = time.perf_counter()
-        size = await client.download(video, folder / "out.mp4", task_id="bench")
+        size = await downloader.download(video, folder / "out.mp4", task_id="bench")
         seconds = time.perf_counter() - started
     return size, seconds, rss_mb(field="VmHWM") - before
 

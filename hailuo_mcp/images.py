@@ -1,15 +1,16 @@
-"""ImageGate: check `image_url` against the seed's image rules before anything is paid for.
+"""ImageGate: check `image_url` against PiAPI's image rules before anything is paid for.
 
 An http(s) URL is probed with one bounded request per hop (a Range request for the first
 bytes, a short budget, at most `MAX_REDIRECTS` redirects, no API key) to learn its byte size,
 format and pixel size. A local path or `file://` URI is read from an allowed folder only
 (`Settings.image_dirs`), checked the same way, and uploaded through PiAPI's upload endpoint;
-the request then carries the uploaded URL. A broken rule raises `InputError` naming image_url,
-the measured value and the rule. An image that cannot be read from here is not blocked: the
-gate reports a warning and lets PiAPI decide.
+the request then carries the uploaded URL. A broken rule (image_facts.py) raises `InputError`
+naming image_url, the measured value and the rule. An image that cannot be read from here is
+not blocked: the gate reports a warning and lets PiAPI decide.
 
-Pillow reads the headers (`Image.open` is lazy); it is imported inside the worker-thread
-functions so it stays off the server's start-up path.
+The hosts probed are whatever an assistant was given, so the gate has an HTTP client of its
+own, fit for strangers: no key, no cookies kept, redirects followed by hand (each hop checked),
+every timeout the probe budget, and few connections.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ from __future__ import annotations
 import functools
 import io
 import ipaddress
-import logging
 import os
 import re
 import stat
-import struct
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
-from typing import IO
+from types import TracebackType
+from typing import Protocol
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -34,133 +36,44 @@ import httpx
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import HailuoError, InputError
+from hailuo_mcp.image_facts import (
+    FORMAT_EXTENSIONS,
+    check_byte_size,
+    check_facts,
+    read_header,
+    refused_extension,
+    shown,
+    size_text,
+)
 from hailuo_mcp.models import VideoRequest
-from hailuo_mcp.piapi import PiAPIClient
-
-logger = logging.getLogger(__name__)
 
 WarnFn = Callable[[str], None]
 
-# The seed's rules. "20MB" is read as 20 MiB, as the emulator reads it [INF].
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
-MIN_SIDE_PX = 300
-MAX_SIDE_PX = 4096
-# PiAPI's upload endpoint takes at most 10 MB (read as MiB, like the emulator) [DOC].
+# PiAPI's upload endpoint takes at most 10 MB (read as MiB, like the emulator; documented).
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-# Pillow names a multi-picture JPEG (many camera files) "MPO": it is still a JPG file.
-FORMAT_EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png"}
 MAX_REDIRECTS = 3
-# Budget of a whole probe, redirects included (invariant 4); capped by HAILUO_REQUEST_TIMEOUT.
+# Probes in flight at once (one per generate_video with an image URL), and idle connections
+# kept: a stranger's host gets no more of this server than that.
+MAX_PROBES = 10
+_IDLE_PROBES = 2
+# Budget of a whole probe, redirects included (invariant 4 in docs/ARCHITECTURE.md: no wait is
+# unbounded); capped by HAILUO_REQUEST_TIMEOUT.
 PROBE_BUDGET_S = 10.0
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 _CONTENT_RANGE_RE = re.compile(r"^\s*bytes\s+\d+-\d+/(\d+)\s*$", re.IGNORECASE)
-_SHOWN_CHARS = 200
-# Pillow's ways of saying "these bytes are not (all of) an image".
-_UNREADABLE = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 
 
 def _ignore(message: str) -> None:
     return None
 
 
-@dataclass(frozen=True)
-class ImageFacts:
-    """What was measured about an image."""
+class Uploader(Protocol):
+    """Where a local image goes to get a URL PiAPI can fetch (PiAPIClient.upload)."""
 
-    format: str
-    width: int
-    height: int
-
-
-def _shown(text: str) -> str:
-    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
-
-
-def _size_text(size: int) -> str:
-    return f"{size:,} bytes ({size / 2**20:.2f} MB)"
-
-
-def check_byte_size(size: int) -> None:
-    """Refuse an image over 20 MB."""
-    if size > MAX_IMAGE_BYTES:
-        raise InputError(
-            f"image_url: the image is {_size_text(size)}; the maximum is 20 MB "
-            f"({MAX_IMAGE_BYTES:,} bytes)"
-        )
-
-
-def check_facts(facts: ImageFacts) -> None:
-    """Refuse an image whose format, sides or aspect ratio break the seed's rules."""
-    if facts.format not in FORMAT_EXTENSIONS:
-        raise InputError(
-            f"image_url: the image is in {facts.format} format; only JPG and PNG are accepted"
-        )
-    for size, word in ((facts.width, "wide"), (facts.height, "high")):
-        if size < MIN_SIDE_PX:
-            raise InputError(
-                f"image_url: the image is {size} px {word}; the minimum is {MIN_SIDE_PX} px"
-            )
-        if size > MAX_SIDE_PX:
-            raise InputError(
-                f"image_url: the image is {size} px {word}; the maximum is {MAX_SIDE_PX} px"
-            )
-    width, height = facts.width, facts.height
-    # Integer cross-multiplication keeps both bounds exact and inclusive.
-    if width * 5 < height * 2 or width * 2 > height * 5:
-        bound = "narrower than 2:5" if width * 5 < height * 2 else "wider than 5:2"
-        raise InputError(
-            f"image_url: the image is {width}x{height} px, {bound} (w/h = {width / height:.5f}); "
-            "the aspect ratio w/h must be between 2:5 (0.4) and 5:2 (2.5)"
-        )
-
-
-def _not_an_image(reason: str) -> InputError:
-    return InputError(f"image_url: the file is not a JPG or PNG image ({reason})")
-
-
-def _pillow_says(exc: BaseException) -> str:
-    return _shown(str(exc) or type(exc).__name__)
-
-
-def _too_many_pixels(exc: BaseException) -> InputError:
-    return InputError(
-        f"image_url: the image has too many pixels to open safely ({_pillow_says(exc)}); the "
-        f"maximum is {MAX_SIDE_PX}x{MAX_SIDE_PX} px"
-    )
-
-
-def read_header(stream: IO[bytes], *, whole: bool, verify: bool = False) -> ImageFacts | None:
-    """Measure an image with Pillow (blocking: run it in a worker thread).
-
-    `whole` says the stream holds the whole file: an unreadable header then means "not an
-    image". Otherwise it returns None, as the header may lie beyond the bytes we have.
-    `verify` also checks the rest of the file (a truncated PNG is refused).
-    """
-    from PIL import Image, UnidentifiedImageError  # lazy: only needed once an image is given
-
-    try:
-        with Image.open(stream) as image:
-            facts = ImageFacts(image.format or "unknown", image.width, image.height)
-            if verify:
-                try:
-                    image.verify()
-                except _UNREADABLE as exc:
-                    # The header was fine: the rest of the file is cut short or damaged.
-                    reason = f"it is truncated or damaged: {_pillow_says(exc)}"
-                    raise _not_an_image(reason) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        # The warning is only raised (instead of printed to stderr) when warnings are errors.
-        raise _too_many_pixels(exc) from None
-    except UnidentifiedImageError:
-        if whole:
-            raise _not_an_image("its first bytes match no image format") from None
-        return None
-    except _UNREADABLE as exc:
-        if whole:
-            raise _not_an_image(f"its header cannot be read: {_pillow_says(exc)}") from None
-        return None
-    return facts
+    async def upload(self, file_name: str, data: bytes) -> str:
+        """Upload `data` as `file_name`; return its URL."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -174,15 +87,75 @@ class _Fetched:
 
 
 class ImageGate:
-    """Checks (and for local files, uploads) the image of a request before its create."""
+    """Checks (and for local files, uploads) the image of a request before its create.
 
-    def __init__(self, settings: Settings, client: PiAPIClient) -> None:
+    Used as `async with ImageGate(settings, uploader) as gate`, it keeps one HTTP client for
+    its probes, built on first use.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        uploader: Uploader,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self._settings = settings
-        self._client = client
+        self._uploader = uploader
+        self._transport = transport
         self._budget = min(PROBE_BUDGET_S, settings.request_timeout)
         # PiAPI fetches the image from its own servers: a private or loopback address only
         # works when "PiAPI" is itself local (the emulator).
         self._local_ok = _is_local_host(httpx.URL(settings.base_url).host)
+        self._client: httpx.AsyncClient | None = None
+        self._entered = False
+        self._closed = False
+
+    async def __aenter__(self) -> ImageGate:
+        self._entered = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._closed = True
+        if self._client is not None:
+            await self._client.aclose()
+
+    def _new_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(self._budget),
+            transport=self._transport,
+            limits=httpx.Limits(max_connections=MAX_PROBES, max_keepalive_connections=_IDLE_PROBES),
+            # Each hop is checked before it is followed (`_fetch_start`).
+            follow_redirects=False,
+            # A cookie one host sets must not follow the next user's probe around.
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+            headers={"user-agent": "hailuo-mcp"},
+        )
+
+    @asynccontextmanager
+    async def _http(self) -> AsyncIterator[httpx.AsyncClient]:
+        """The probes' client: the gate's own, built on first use (an idle server never pays)."""
+        if self._entered:
+            if self._client is None:
+                if self._closed:
+                    raise RuntimeError("the image gate is closed")
+                self._client = self._new_client()
+            yield self._client
+            return
+        # transitional: removed when runtime.py builds the parts. A gate never entered (built
+        # as `ImageGate(settings, client)` and only `prepare` used) has nobody to close a
+        # long-lived client, so each probe gets one of its own, closed even when cancelled.
+        client = self._new_client()
+        try:
+            yield client
+        finally:
+            with anyio.CancelScope(shield=True):
+                await client.aclose()
 
     async def prepare(self, request: VideoRequest, warn: WarnFn = _ignore) -> VideoRequest:
         """Return the request with a checked http(s) image URL, or raise InputError.
@@ -208,10 +181,10 @@ class ImageGate:
             path = Path(value).expanduser()
             if not path.is_absolute():
                 raise InputError(
-                    f"image_url: {_shown(value)!r} is a relative path; give the absolute path "
+                    f"image_url: {shown(value)!r} is a relative path; give the absolute path "
                     "of the image (or an http(s) URL)"
                 )
-        url = await self._upload_local(path, _shown(value))
+        url = await self._upload_local(path, shown(value))
         return request.model_copy(update={"image_url": url})
 
     # URLs
@@ -223,14 +196,15 @@ class ImageGate:
         fetched: _Fetched | str = f"no answer within {self._budget:g} s"
         with anyio.move_on_after(self._budget):
             try:
-                fetched = await self._fetch_start(url)
+                async with self._http() as http:
+                    fetched = await self._fetch_start(http, url)
             except httpx.TimeoutException:
                 pass  # the same budget as the scope: one message whichever fires first
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 fetched = f"the request failed ({type(exc).__name__})"
         if isinstance(fetched, str):
             # Unreadable for a passing reason: what the name says can still be checked.
-            refused = _refused_extension(url)
+            refused = refused_extension(url)
             if refused:
                 raise InputError(
                     f"image_url names a .{refused} file; Hailuo takes JPG or PNG images only"
@@ -260,7 +234,7 @@ class ImageGate:
                 "was not checked here."
             )
 
-    async def _fetch_start(self, url: str) -> _Fetched | str:
+    async def _fetch_start(self, http: httpx.AsyncClient, url: str) -> _Fetched | str:
         """GET the first bytes of `url`, following at most MAX_REDIRECTS redirects by hand.
 
         Returns why it could not when the image cannot be read from here.
@@ -274,17 +248,13 @@ class ImageGate:
         }
         current = url
         for _ in range(MAX_REDIRECTS + 1):
-            # No API key here: the shared client sends it only where piapi.py adds it.
-            async with self._client.http.stream(
-                "GET", current, headers=headers, timeout=self._budget, follow_redirects=False
-            ) as response:
+            async with http.stream("GET", current, headers=headers) as response:
                 if response.has_redirect_location:
                     target = str(response.url.join(response.headers["location"]))
                     problem = _url_problem(target, local_ok=self._local_ok)
                     if problem:
                         raise InputError(
-                            f"image_url redirects to {_shown(target)!r}, which is refused: "
-                            f"{problem}"
+                            f"image_url redirects to {shown(target)!r}, which is refused: {problem}"
                         )
                     current = target
                     continue
@@ -315,10 +285,10 @@ class ImageGate:
 
     # Local files
 
-    async def _upload_local(self, path: Path, shown: str) -> str:
-        name, data = await anyio.to_thread.run_sync(self._read_local, path, shown)
+    async def _upload_local(self, path: Path, label: str) -> str:
+        name, data = await anyio.to_thread.run_sync(self._read_local, path, label)
         try:
-            return await self._client.upload(name, data)
+            return await self._uploader.upload(name, data)
         except HailuoError as exc:
             # Keep the error's kind; add the way out that needs no upload.
             exc.message = (
@@ -328,7 +298,7 @@ class ImageGate:
             exc.args = (exc.message,)
             raise
 
-    def _read_local(self, path: Path, shown: str) -> tuple[str, bytes]:
+    def _read_local(self, path: Path, label: str) -> tuple[str, bytes]:
         """Check a local image in an allowed folder; return (upload file name, bytes). Blocking."""
         roots = [Path(root).expanduser().resolve() for root in self._settings.image_dirs]
         if not roots:
@@ -341,11 +311,11 @@ class ImageGate:
         try:
             real = path.resolve()
         except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11)
-            raise InputError(f"image_url: cannot resolve {shown} ({exc})") from None
+            raise InputError(f"image_url: cannot resolve {label} ({exc})") from exc
         if not any(real.is_relative_to(root) for root in roots):
-            via = "" if real == path else f" (it resolves to {_shown(str(real))})"
+            via = "" if real == path else f" (it resolves to {shown(str(real))})"
             raise InputError(
-                f"image_url: {shown} is outside the folders this server may read images from"
+                f"image_url: {label} is outside the folders this server may read images from"
                 f"{via}; allowed: {', '.join(str(r) for r in roots)}. Move the image into one "
                 "of them or add its folder to HAILUO_IMAGE_DIRS."
             )
@@ -354,16 +324,16 @@ class ImageGate:
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
             fd = os.open(real, flags)
-        except FileNotFoundError:
-            raise InputError(f"image_url: there is no file at {shown}") from None
+        except FileNotFoundError as exc:
+            raise InputError(f"image_url: there is no file at {label}") from exc
         except OSError as exc:
             raise InputError(
-                f"image_url: cannot read {shown} ({exc.strerror or type(exc).__name__})"
-            ) from None
+                f"image_url: cannot read {label} ({exc.strerror or type(exc).__name__})"
+            ) from exc
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             os.close(fd)
-            raise InputError(f"image_url: {shown} is not a regular file (a folder or a device?)")
+            raise InputError(f"image_url: {label} is not a regular file (a folder or a device?)")
         with os.fdopen(fd, "rb") as file:
             # The size first: nothing of a file too big to use is read.
             check_byte_size(info.st_size)
@@ -372,27 +342,17 @@ class ImageGate:
             check_facts(facts)
             if info.st_size > MAX_UPLOAD_BYTES:
                 raise InputError(
-                    f"image_url: the local file is {_size_text(info.st_size)}; PiAPI's upload "
+                    f"image_url: the local file is {size_text(info.st_size)}; PiAPI's upload "
                     f"endpoint takes at most 10 MB ({MAX_UPLOAD_BYTES:,} bytes). Make it smaller "
                     "(e.g. save it as JPG) or give a public http(s) URL of it (up to 20 MB)."
                 )
             file.seek(0)
             data = file.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
-            raise InputError(f"image_url: {shown} grew while it was read; try again")
+            raise InputError(f"image_url: {label} grew while it was read; try again")
         # The whole file is in hand: verify it, so a truncated image is refused before upload.
         read_header(io.BytesIO(data), whole=True, verify=True)
         return f"image.{FORMAT_EXTENSIONS[facts.format]}", data
-
-
-_REFUSED_EXTENSIONS = ("gif", "webp", "bmp", "tif", "tiff", "heic", "avif", "svg")
-
-
-def _refused_extension(url: str) -> str | None:
-    """The extension of the URL's file name when it names a format Hailuo refuses."""
-    name = urlsplit(url).path.rsplit("/", 1)[-1].lower()
-    extension = name.rsplit(".", 1)[-1] if "." in name else ""
-    return extension if extension in _REFUSED_EXTENSIONS else None
 
 
 def _unchecked(why: str) -> str:
@@ -442,7 +402,7 @@ def _path_from_file_uri(uri: str) -> Path:
     parts = urlsplit(uri)
     if parts.netloc not in ("", "localhost"):
         raise InputError(
-            f"image_url: {_shown(uri)!r} names another machine ({parts.netloc}); a file:// URI "
+            f"image_url: {shown(uri)!r} names another machine ({parts.netloc}); a file:// URI "
             "must point to a file on this machine"
         )
     # url2pathname also decodes %-escapes (and drive letters on Windows).

@@ -31,8 +31,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.emulator import Emulator, EmulatorConfig, Fault, running_emulator
-from hailuo_mcp.emulator.runner import ServerThread, bind_socket
+from hailuo_mcp.errors import InputError
+from hailuo_mcp.images import ImageGate
+from hailuo_mcp.models import VideoRequest
+from hailuo_mcp.piapi import PiAPIClient
 from hailuo_mcp.server import build_server
+from tests.servers import serving
 from tests.support import KEY, error_of, make_settings
 
 pytestmark = pytest.mark.anyio
@@ -165,7 +169,7 @@ class ImageHost:
 
 
 def image_host_app(folder: Path, seen: list[dict[str, str]]) -> ASGIApp:
-    """/files (Range-capable static files), redirects, a hanging URL, a page, a stream."""
+    """/files (static, Range-capable), redirects, a hang, a page, a stream, a cookie."""
 
     async def redirect(request: Request) -> Response:
         hops = request.path_params["hops"]
@@ -196,6 +200,11 @@ def image_host_app(folder: Path, seen: list[dict[str, str]]) -> ASGIApp:
     async def status(request: Request) -> Response:
         return Response(b"", request.path_params["code"])
 
+    async def cookie(request: Request) -> Response:
+        response = Response((folder / request.path_params["name"]).read_bytes(), 200)
+        response.set_cookie("visitor", "tracked-across-probes")
+        return response
+
     inner = Starlette(
         routes=[
             Mount("/files", StaticFiles(directory=folder)),
@@ -205,6 +214,7 @@ def image_host_app(folder: Path, seen: list[dict[str, str]]) -> ASGIApp:
             Route("/plain/{name}", plain),
             Route("/stream/{name}", stream),
             Route("/status/{code:int}/{name}", status),
+            Route("/cookie/{name}", cookie),
         ]
     )
 
@@ -219,11 +229,8 @@ def image_host_app(folder: Path, seen: list[dict[str, str]]) -> ASGIApp:
 @pytest.fixture(scope="module")
 def image_host(gallery: Path) -> Iterator[ImageHost]:
     seen: list[dict[str, str]] = []
-    sock = bind_socket("127.0.0.1", 0)
-    server = ServerThread(image_host_app(gallery, seen), sock, lambda: None)
-    server.start()
-    yield ImageHost(f"http://127.0.0.1:{sock.getsockname()[1]}", seen)
-    server.stop()
+    with serving(image_host_app(gallery, seen)) as url:
+        yield ImageHost(url, seen)
 
 
 @pytest.fixture
@@ -651,3 +658,39 @@ async def test_a_private_image_address_is_refused_when_piapi_is_remote(
         )
     assert result.is_error
     assert "image_url" in text_of(result) and "PiAPI cannot reach" in text_of(result)
+
+
+# The gate's own HTTP client, as the lifespan opens it
+
+
+@pytest.fixture
+async def gate(settings: Settings) -> AsyncIterator[ImageGate]:
+    async with PiAPIClient(settings) as piapi, ImageGate(settings, piapi) as checks:
+        yield checks
+
+
+async def test_an_open_gate_probes_without_the_key_and_keeps_no_cookie_between_probes(
+    gate: ImageGate, image_host: ImageHost
+) -> None:
+    before = len(image_host.seen)
+    request = VideoRequest(prompt="x", image_url=f"{image_host.url}/cookie/png-300.png")
+    warnings: list[str] = []
+    for _ in range(2):
+        assert await gate.prepare(request, warnings.append) == request
+    first, second = image_host.seen[before:]
+    assert "cookie" not in second  # the host set one on the first probe
+    for headers in (first, second):
+        assert "x-api-key" not in headers and all(KEY not in v for v in headers.values())
+        assert headers["user-agent"] == "hailuo-mcp"
+    assert warnings == []
+
+
+async def test_an_open_gate_refuses_a_broken_rule_and_uploads_a_local_image(
+    gate: ImageGate, image_host: ImageHost, emulator: Emulator, gallery: Path
+) -> None:
+    with pytest.raises(InputError, match="299 px wide; the minimum is 300 px"):
+        await gate.prepare(VideoRequest(prompt="x", image_url=image_host.file("png-w299.png")))
+    local = VideoRequest(prompt="x", image_url=str(gallery / "png-300.png"))
+    uploaded = await gate.prepare(local)
+    assert (uploaded.image_url or "").startswith(f"{emulator.url}/ephemeral/uploads/")
+    assert uploads(emulator) == 1 and emulator.creates() == 0
