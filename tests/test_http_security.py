@@ -174,7 +174,7 @@ def test_a_loopback_origin_is_accepted(serve_hailuo: Callable[..., str], origin:
     url = serve_hailuo(HAILUO_HTTP_TOKEN=TOKEN)
     answer = post(url, token=TOKEN, origin=origin.format(port=port_of(url)))
     assert answer.status_code == 200
-    assert '"serverInfo":{"name":"hailuo-mcp"' in answer.text
+    assert '"name":"hailuo-mcp","title":"Hailuo video (PiAPI)"' in answer.text
 
 
 def test_allowed_hosts_lets_the_public_name_in_and_no_other(
@@ -197,7 +197,7 @@ def test_without_a_token_loopback_serves_without_auth_and_still_checks_host_and_
     url = serve_hailuo()
     answer = post(url)
     assert answer.status_code == 200
-    assert '"serverInfo":{"name":"hailuo-mcp"' in answer.text
+    assert '"name":"hailuo-mcp","title":"Hailuo video (PiAPI)"' in answer.text
     assert post(url, host="evil.example").status_code == 421
     assert post(url, origin="http://evil.example").status_code == 403
 
@@ -334,7 +334,7 @@ def test_serving_all_interfaces_with_a_token_works_and_never_logs_the_token(
         assert post(url, token=WRONG_TOKEN).status_code == 401
         answer = post(url, token=TOKEN)
         assert answer.status_code == 200
-        assert '"serverInfo":{"name":"hailuo-mcp"' in answer.text
+        assert '"name":"hailuo-mcp","title":"Hailuo video (PiAPI)"' in answer.text
         assert post(url, token=TOKEN, host="evil.example").status_code == 421
     finally:
         process.terminate()
