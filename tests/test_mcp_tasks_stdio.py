@@ -90,6 +90,12 @@ def test_generate_video_is_a_task_working_then_completed_with_the_saved_video(
         working = session.get(task["taskId"])
         assert working["status"] == "working"
         assert (working.get("pollIntervalMs") or working.get("pollInterval") or 0) > 0
+        if era == MODERN:
+            # Nothing to answer (these tasks never ask for input): acknowledged all the same.
+            update = session.result(
+                "tasks/update", {"taskId": task["taskId"], "inputResponses": {}}
+            )
+            check(EXT, "UpdateTaskResult", update)
 
         emulator.advance(80)
         ended = session.until_ended(task["taskId"])
@@ -315,6 +321,7 @@ def test_the_2025_only_and_2026_only_methods_stay_in_their_era(
         assert modern.error("tasks/list")["code"] == -32601
     with stdio_session(server_env(fast_emulator, tmp_path), LEGACY) as legacy:
         assert legacy.error("tasks/update", {"taskId": "x", "inputResponses": {}})["code"] == -32601
+        assert legacy.error("tasks/list", {"cursor": "not-ours"})["code"] == -32602
         # A tool without taskSupport refuses to run as a task.
         refused = legacy.call("estimate_cost", {})
         assert refused["error"]["code"] == -32601
