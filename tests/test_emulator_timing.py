@@ -57,10 +57,13 @@ def test_the_same_seed_draws_the_same_durations() -> None:
     assert first == again
 
 
-def percentiles(model: str, duration: int, resolution: int) -> tuple[list[float], list[float]]:
-    """Deciles of queue and generation times over 4000 seeded draws."""
+def percentiles(
+    model: str, duration: int, resolution: int, params: TimingParams | None = None
+) -> tuple[list[float], list[float]]:
+    """Every 5th percentile of queue and generation times over 4000 seeded draws."""
     rng = random.Random(1234)
-    draws = [sample_durations(rng, model, duration, resolution) for _ in range(4000)]
+    params = params or TimingParams()
+    draws = [sample_durations(rng, model, duration, resolution, params) for _ in range(4000)]
     queue = statistics.quantiles([q for q, _ in draws], n=20)
     generate = statistics.quantiles([g for _, g in draws], n=20)
     return queue, generate
@@ -76,8 +79,25 @@ def test_v2_3_six_second_768_tasks_center_on_the_example_task_and_provider_range
     assert queue[18] < 10  # a few seconds, with a tail
 
 
+def test_the_default_spread_is_the_providers_30_to_90_seconds_for_one_model() -> None:
+    # "30-90 s" for one model reads as a log-normal sigma of about 0.3 around the median.
+    _, generate = percentiles("v2.3", 6, 768)
+    assert TimingParams().generate_sigma == 0.3
+    assert 40 <= generate[0] <= 52 and 110 <= generate[18] <= 135  # middle 90 %: ~46-124 s
+
+
+def test_the_spread_is_a_setting() -> None:
+    _, narrow = percentiles("v2.3", 6, 768, TimingParams(generate_sigma=0.12))
+    _, wide = percentiles("v2.3", 6, 768, TimingParams(generate_sigma=0.5))
+    assert 58 <= narrow[0] and narrow[18] <= 96  # middle 90 %: ~62-92 s
+    assert wide[18] - wide[0] > 2 * (narrow[18] - narrow[0])
+    assert narrow[9] == pytest.approx(wide[9], rel=0.05)  # the median stays the example's
+
+
 def test_fast_tasks_take_half_as_long_within_the_providers_20_to_50_seconds() -> None:
-    _, fast = percentiles("v2.3-fast", 6, 768)
+    # The providers' 20-50 s is the middle 80 % at the narrower spread; at the default 0.3 the
+    # 90th percentile reaches ~56 s.
+    _, fast = percentiles("v2.3-fast", 6, 768, TimingParams(generate_sigma=0.12))
     assert 20 <= fast[1] and fast[17] <= 55  # 10th and 90th percentiles
     assert fast[9] == pytest.approx(generation_median("v2.3", 6, 768) * 0.5, rel=0.05)
 

@@ -29,7 +29,9 @@ class EmulatorConfig:
         output_size: ``None`` serves the real sample MP4; ``N`` serves ``N`` synthetic bytes.
         check_images: fetch ``image_url`` and fail tasks whose image breaks the image rules
             (``image_rules``).
-        timing: parameters of the duration model (see ``timing``).
+        timing: parameters of the duration model (see ``timing``): by default generation
+            times spread as providers describe (log-normal, sigma 0.3 around the page's 76 s);
+            ``TimingParams(generate_sigma=0.12)`` for the narrower spread of earlier releases.
         balance_usd: starting account balance; completed tasks consume it.
         enforce_balance: answer 402 to a create the available balance cannot cover.
         empty_output_before_completion: ``output`` is ``{key: ""}`` instead of ``null``

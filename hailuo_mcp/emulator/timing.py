@@ -1,25 +1,28 @@
 """Duration model: how long a Hailuo task queues and generates.
 
 The only observed task (the example on PiAPI's Hailuo page: v2.3, 6 s, 768p) spent 1 s
-queued and 76 s generating.
-Providers describe Hailuo 2.3 as 30-90 s per clip and 2.3-fast as 20-50 s; 10 s and 1080p
-clips take longer. The model draws both phases from log-normal distributions:
+queued and 76 s generating. The project's notes on PiAPI's contract (their "Timing" part) add
+what providers say: Hailuo 2.3 takes approximately 30-90 seconds per clip, depending on scene
+complexity and queue load, and 2.3-fast typically 20-50 seconds; 10 s and 1080p clips take
+longer. For one model, "30-90 s" is a log-normal spread (sigma) of roughly 0.3 around the
+median, not 0.1, and that is the default here. The model draws both phases from log-normal
+distributions:
 
 * generation: median ``generate_median_s`` (76 s, the example task) for v2.3 · 6 s · 768,
   multiplied by ``fast_factor`` (0.5) for v2.3-fast, ``ten_seconds_factor`` (1.6) for 10 s
-  clips and ``full_hd_factor`` (1.4) for 1080p; spread ``generate_sigma`` (0.12, so the middle
-  90 % of v2.3 · 6 s · 768 tasks take about 62-92 s and fast ones 31-46 s), clamped to
-  ``[median / generate_clamp, median * generate_clamp]``. The spread is per combination: the
-  wider "30-90 s" providers quote spans scene complexity and combinations. A wider spread
-  (``generate_sigma`` 0.3: 46-124 s) is a stress setting; docs/PERFORMANCE.md shows how the
-  poll schedule fares at 0.06-0.3;
+  clips and ``full_hd_factor`` (1.4) for 1080p; spread ``generate_sigma`` (0.3, so the middle
+  90 % of v2.3 · 6 s · 768 tasks take about 46-124 s), clamped to
+  ``[median / generate_clamp, median * generate_clamp]``. A narrower spread is a setting
+  (``TimingParams(generate_sigma=0.12)``: 62-92 s, what the emulator drew before);
+  docs/PERFORMANCE.md shows how the poll schedule fares at 0.05-0.5;
 * queue: median ``queue_median_s`` (1.5 s) with a long tail (``queue_sigma`` 0.9: the 95th
   percentile is about 6.6 s), plus ``queue_per_active_s`` for every task already queued or
   running (0 by default: queueing does not grow with load unless asked), capped at
   ``queue_max_s``.
 
 ``sample_durations`` is pure (all randomness comes from the ``rng`` argument), so benchmarks
-can simulate thousands of tasks without HTTP.
+can simulate thousands of tasks without HTTP. Most tests bypass the model with
+``EmulatorConfig.fixed_durations``.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ class TimingParams:
     queue_max_s: float = 120.0
     queue_per_active_s: float = 0.0
     generate_median_s: float = 76.0
-    generate_sigma: float = 0.12
+    generate_sigma: float = 0.3  # providers' "30-90 s" for one model (see above)
     generate_clamp: float = 3.0
     fast_factor: float = 0.5
     ten_seconds_factor: float = 1.6
