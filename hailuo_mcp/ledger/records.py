@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel
 
@@ -61,6 +61,27 @@ class TaskRecord(BaseModel):
         if self.upstream_started_at and self.upstream_ended_at:
             return round((self.upstream_ended_at - self.upstream_started_at).total_seconds(), 2)
         return None
+
+
+class TaskTiming(NamedTuple):
+    """How long one completed task queued and generated, in PiAPI's seconds."""
+
+    queue_s: float | None  # None when PiAPI's create time is unknown (rows from older releases)
+    generation_s: float
+
+    @classmethod
+    def from_stamps(cls, created: str | None, started: str, ended: str) -> TaskTiming | None:
+        """Times from PiAPI's stamps (its clock at both ends); None when they make no sense."""
+        try:
+            start, end = datetime.fromisoformat(started), datetime.fromisoformat(ended)
+            begun = datetime.fromisoformat(created) if created else None
+        except ValueError:
+            return None
+        generation = (end - start).total_seconds()
+        if generation <= 0:
+            return None
+        queue = (start - begun).total_seconds() if begun is not None else None
+        return cls(queue if queue is not None and queue >= 0 else None, generation)
 
 
 ProtocolTaskStatus = Literal["working", "completed", "failed", "cancelled"]
@@ -141,6 +162,12 @@ class TaskLedger(Protocol):
 
     async def unfinished(self, max_age_s: float) -> list[TaskRecord]:
         """Recent tasks still worth following: not ended, or completed and not saved."""
+        ...
+
+    async def completed_timings(
+        self, model: str, duration: int, resolution: int, limit: int
+    ) -> list[TaskTiming]:
+        """Queue and generation seconds of the newest `limit` completed tasks of one kind."""
         ...
 
     async def record_protocol_task(self, task: ProtocolTaskRecord) -> None:

@@ -22,7 +22,7 @@ import anyio
 
 from hailuo_mcp.errors import StorageError
 from hailuo_mcp.ledger.protocol_tasks import PROTOCOL_TASKS_SCHEMA, ProtocolTaskRows
-from hailuo_mcp.ledger.records import TaskRecord
+from hailuo_mcp.ledger.records import TaskRecord, TaskTiming
 from hailuo_mcp.models import Task, TaskStatus, VideoRequest
 from hailuo_mcp.pricing import Estimate
 
@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS create_attempts (
 );
 """
 
-# Read into TaskRecord; upstream_created_at is an old column nothing reads (kept for old files).
+# Read into TaskRecord; upstream_created_at is read only for timings (completed_timings).
 _READ = set(TaskRecord.model_fields)
 
 
@@ -334,6 +334,27 @@ class SqliteLedger(ProtocolTaskRows):
 
         return await self._run(read)
 
+    async def completed_timings(
+        self, model: str, duration: int, resolution: int, limit: int
+    ) -> list[TaskTiming]:
+        """Queue and generation seconds of the newest completed tasks of one kind."""
+
+        def read() -> list[TaskTiming]:
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT upstream_created_at, upstream_started_at, upstream_ended_at "
+                    "FROM tasks WHERE status = 'completed' AND model = ? AND duration = ? AND "
+                    "resolution = ? AND upstream_started_at IS NOT NULL AND upstream_ended_at "
+                    "IS NOT NULL ORDER BY created_at DESC LIMIT ?",
+                    (model, duration, resolution, limit),
+                )
+                .fetchall()
+            )
+            return [t for row in rows if (t := TaskTiming.from_stamps(*row)) is not None]
+
+        return await self._run(read)
+
 
 # Columns added after the first release: (name, SQL type). Old ledger files get them on open.
 _ADDED_COLUMNS = (("image_source", "TEXT"), ("file_name", "TEXT"))
@@ -358,6 +379,8 @@ def _seen(task: Task) -> dict[str, Any]:
         values["error_message"] = task.error_message or "no reason given"
     if task.status.is_terminal:
         values["finished_at"] = time.time()
+    if task.created_at is not None:
+        values["upstream_created_at"] = task.created_at.isoformat()
     if task.started_at is not None:
         values["upstream_started_at"] = task.started_at.isoformat()
     if task.ended_at is not None:
