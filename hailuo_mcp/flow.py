@@ -28,6 +28,7 @@ from hailuo_mcp.errors import (
     TaskFailedError,
 )
 from hailuo_mcp.filenames import default_name, free_path, safe_name
+from hailuo_mcp.history import TimingHistory
 from hailuo_mcp.ledger import TaskLedger, TaskRecord
 from hailuo_mcp.models import Task, TaskStatus, VideoRequest, is_valid_task_id
 from hailuo_mcp.piapi import PiAPIClient, missing_key_error
@@ -83,6 +84,7 @@ class VideoService:
         # Epoch seconds: "today" for caps and spend; injected by tests that cross midnight.
         self._clock = clock
         self._guard = CostGuard(settings, ledger, clock)
+        self._history = TimingHistory.for_expected(ledger, settings.expected_seconds)
         self._save_locks: dict[str, anyio.Lock] = {}
 
     @property
@@ -250,8 +252,16 @@ class VideoService:
     ) -> tuple[Task, float]:
         """Follow the task's snapshots until it ends or the budget is spent, recording changes."""
         record = await self._ledger.get(task.task_id)
-        expected = self._expected_for(task, record)
-        schedule = PollSchedule(expected, safety_net=self._webhooks)
+        kind = self._kind_of(task, record)
+        expected = expected_seconds(self._settings.expected_seconds, *kind)
+        # Polls go where tasks of this kind ended before (the page's figures until then).
+        durations = await self._history.durations(*kind, expected_s=expected)
+        schedule = PollSchedule(
+            expected,
+            safety_net=self._webhooks,
+            durations=durations,
+            base_s=self._settings.expected_seconds,
+        )
         self._seed_schedule(schedule, task, record, created_here=created_here)
         progress.follow(task.task_id, task.status.value, expected)
         with self._news.follow(
@@ -412,8 +422,8 @@ class VideoService:
 
     # The schedule's inputs
 
-    def _expected_for(self, task: Task, record: TaskRecord | None) -> float:
-        base = self._settings.expected_seconds
+    def _kind_of(self, task: Task, record: TaskRecord | None) -> tuple[str, int, int]:
+        """Model, duration and resolution: the ledger's, else the task's input."""
         model = (record.model if record and record.model else None) or str(
             task.input.get("model") or "v2.3"
         )
@@ -423,7 +433,7 @@ class VideoService:
         resolution = (record.resolution if record and record.resolution else None) or _int(
             task.input.get("resolution"), 768
         )
-        return expected_seconds(base, model, duration, resolution)
+        return model, duration, resolution
 
     def _seed_schedule(
         self, schedule: PollSchedule, task: Task, record: TaskRecord | None, *, created_here: bool

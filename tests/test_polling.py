@@ -1,11 +1,18 @@
-"""The poll schedule: sparse early, dense near the expected end, bounded backoff."""
+"""The poll schedule: sparse early, dense where tasks of the kind end, bounded backoff; never
+worse than a fixed 15 s poller, whatever the spread of generation times."""
 
 from __future__ import annotations
 
+import math
+import random
+import statistics
+from collections.abc import Callable
+
 import pytest
 
+from hailuo_mcp.durations import Durations
 from hailuo_mcp.models import TaskStatus
-from hailuo_mcp.polling import PollSchedule, expected_seconds, progress_percent
+from hailuo_mcp.polling import GET_BUDGET, PollSchedule, expected_seconds, progress_percent
 
 
 def poll_times(schedule: PollSchedule, start_at: float, until: float) -> list[float]:
@@ -91,3 +98,100 @@ def test_a_completion_near_the_expected_end_is_seen_within_two_seconds(
     times = poll_times(PollSchedule(77.0), start_at=queue_s, until=queue_s + generation_s + 10)
     seen = next(t for t in times if t >= queue_s + generation_s)
     assert seen - (queue_s + generation_s) <= 2.0
+
+
+Spans = list[tuple[float, float]]
+
+
+def draw(n: int, sigma: float, seed: int, median_s: float = 76.0) -> Spans:
+    """Seeded (queue, generation) seconds: queues ~1.5 s with a long tail, log-normal work."""
+    rng = random.Random(seed)
+    return [
+        (1.5 * math.exp(rng.gauss(0, 0.9)), median_s * math.exp(rng.gauss(0, sigma)))
+        for _ in range(n)
+    ]
+
+
+class Fixed:
+    """A fixed poller: one GET every `interval` seconds."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+
+    def next_delay(self, elapsed: float) -> float:
+        return self.interval
+
+    def observe(self, elapsed: float, status: TaskStatus) -> None:
+        pass
+
+
+def delays(spans: Spans, make: Callable[[], PollSchedule | Fixed]) -> tuple[list[float], float]:
+    """Delay from each end to the GET that saw it, and the mean GETs per task."""
+    out, gets = [], 0
+    for queue_s, generate_s in spans:
+        schedule, now, end = make(), 0.0, queue_s + generate_s
+        while True:
+            now += schedule.next_delay(now)
+            gets += 1
+            if now >= end:
+                break
+            schedule.observe(now, TaskStatus.PROCESSING if now >= queue_s else TaskStatus.PENDING)
+        out.append(now - end)
+    return out, gets / len(spans)
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[18]
+
+
+@pytest.mark.parametrize("sigma", [0.05, 0.1, 0.2, 0.3, 0.4, 0.5])
+def test_never_worse_than_a_fixed_15_s_poller_at_any_spread_before_or_after_history(
+    sigma: float,
+) -> None:
+    tasks = draw(1500, sigma, seed=int(sigma * 100))
+    fixed, _ = delays(tasks, lambda: Fixed(15.0))
+    cold, _ = delays(tasks, lambda: PollSchedule(77.0))
+    known = Durations.learnt(draw(30, sigma, seed=1000 + int(sigma * 100)), 77.0)
+    learnt, gets = delays(tasks, lambda: PollSchedule(77.0, durations=known))
+    assert p95(cold) < p95(fixed)
+    assert p95(learnt) < p95(fixed)
+    assert p95(learnt) <= p95(cold) + 0.2  # history never makes it worse
+    assert gets <= GET_BUDGET + 5  # a wide spread spends the budget (20), not much more
+
+
+def test_history_narrows_the_delay_of_a_wide_spread_for_a_bounded_number_of_gets() -> None:
+    tasks = draw(1500, 0.3, seed=31)
+    cold, cold_gets = delays(tasks, lambda: PollSchedule(77.0))
+    known = Durations.learnt(draw(30, 0.3, seed=32), 77.0)
+    learnt, gets = delays(tasks, lambda: PollSchedule(77.0, durations=known))
+    assert p95(learnt) < p95(cold) / 2
+    assert gets <= GET_BUDGET + 5
+
+
+def test_a_history_of_slow_tasks_moves_the_dense_window_to_them() -> None:
+    slow = Durations.learnt(draw(30, 0.12, seed=4, median_s=120.0), 77.0)
+    page = poll_times(PollSchedule(77.0), start_at=1.0, until=140.0)
+    learnt = poll_times(PollSchedule(77.0, durations=slow), start_at=1.0, until=140.0)
+    assert first_dense_poll(learnt) > first_dense_poll(page) + 25
+    assert sum(1 for t in learnt if t < 90) <= 4
+    # A slow task is seen within a spacing of its end, after fewer GETs than without history.
+    end = 1.0 + 118.0
+    assert next(t for t in learnt if t >= end) - end <= 2.0
+    assert sum(1 for t in learnt if t < end) < sum(1 for t in page if t < end) - 5
+
+
+def test_with_webhooks_polls_are_a_cheap_safety_net() -> None:
+    times = poll_times(PollSchedule(77.0, safety_net=True), start_at=1.0, until=200.0)
+    assert not [t for t in times if t < 77]  # a task that ends on time is not polled at all
+    # A lost delivery still ends the wait: one look when most tasks are done, then steadily.
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert times[0] <= 1.0 + 95 and max(gaps) <= 0.1 * 77 + 1e-9
+
+
+def test_the_start_is_placed_where_the_known_queue_times_say() -> None:
+    schedule = PollSchedule(77.0)
+    schedule.observe(3.0, TaskStatus.PENDING)
+    schedule.observe(6.0, TaskStatus.PROCESSING)
+    assert schedule.started_at is not None and 3.0 <= schedule.started_at <= 6.0
+    # Queues are short: the start is likelier early in that span than late.
+    assert schedule.started_at < 4.5
