@@ -3,15 +3,19 @@ against the tool's outputSchema, a link to the saved video, and errors in one fo
 
 from __future__ import annotations
 
+import base64
 import logging
 from pathlib import Path
 from typing import Any
 
-from mcp.types import CallToolResult, ContentBlock, ResourceLink, TextContent
+from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 
+from hailuo_mcp.digests import sha256_of
 from hailuo_mcp.errors import HailuoError
 from hailuo_mcp.ledger import TaskRecord
 from hailuo_mcp.models import TaskStatus
+from hailuo_mcp.player import player_hints
+from hailuo_mcp.poster import Poster, poster_for
 from hailuo_mcp.results import TaskSummary, VideoResult
 from hailuo_mcp.runtime import Runtime
 from hailuo_mcp.spending import SpendingSummary
@@ -22,6 +26,9 @@ logger = logging.getLogger(__name__)
 ERROR_META_KEY = "io.github.hailuo-mcp/error"
 # Saved videos as resources: the URI a result's resource_link gives.
 VIDEO_URI = "hailuo://videos/{task_id}.mp4"
+# A listed video's SHA-256 (resources/list `_meta`); the poster frame's path and time.
+SHA256_META_KEY = "io.github.hailuo-mcp/sha256"
+POSTER_META_KEY = "io.github.hailuo-mcp/poster"
 
 
 def video_uri(task_id: str) -> str:
@@ -115,9 +122,46 @@ def _video_text(result: VideoResult) -> str:
     return " ".join([text, *result.warnings])
 
 
-def video_result(result: VideoResult) -> CallToolResult:
-    """A result with the whole answer in text, the structured fields and a link to the file."""
-    content: list[ContentBlock] = [TextContent(type="text", text=_video_text(result))]
+async def video_answer(result: VideoResult, *, for_player: bool) -> CallToolResult:
+    """`video_result` with the poster frame, and the player's hints for a client with Apps.
+
+    The poster is made once per video (poster.py) and skipped without the preview extra; a
+    client without MCP Apps gets no player hints, so its result is as before the player.
+    """
+    poster: Poster | None = None
+    hints: dict[str, Any] | None = None
+    if result.video_path and result.task_id:
+        path = Path(result.video_path)
+        poster = await poster_for(path)
+        if for_player:
+            try:
+                size, digest = path.stat().st_size, await sha256_of(path)
+            except OSError:
+                pass  # moved or deleted since it was saved: the result says where it was
+            else:
+                hints = player_hints(result.task_id, video_uri(result.task_id), size, digest)
+    return video_result(result, poster=poster, hints=hints)
+
+
+def _poster_text(poster: Poster) -> str:
+    at = f" at {poster.at_seconds:.1f} s" if poster.at_seconds is not None else ""
+    return (
+        f"Attached: one frame of the video{at} ({poster.width}x{poster.height}, also saved at "
+        f"{poster.path}); look at it to check that the video matches the prompt."
+    )
+
+
+def video_result(
+    result: VideoResult, *, poster: Poster | None = None, hints: dict[str, Any] | None = None
+) -> CallToolResult:
+    """A result with the whole answer in text, the structured fields and a link to the file.
+
+    With a poster, its frame as image content and its path; `hints` become the result's `_meta`.
+    """
+    text = _video_text(result)
+    if poster is not None:
+        text = f"{text} {_poster_text(poster)}"
+    content: list[ContentBlock] = [TextContent(type="text", text=text)]
     if result.video_path and result.task_id:
         path = Path(result.video_path)
         content.append(
@@ -130,7 +174,28 @@ def video_result(result: VideoResult) -> CallToolResult:
                 size=path.stat().st_size if path.is_file() else None,
             )
         )
-    return CallToolResult(content=content, structured_content=result.model_dump(mode="json"))
+    if poster is not None:
+        content.append(
+            ImageContent(
+                type="image",
+                data=base64.b64encode(poster.jpeg).decode("ascii"),
+                mime_type="image/jpeg",
+                _meta={
+                    POSTER_META_KEY: {"path": str(poster.path), "at_seconds": poster.at_seconds}
+                },
+            )
+        )
+    return CallToolResult(
+        content=content, structured_content=result.model_dump(mode="json"), _meta=hints
+    )
+
+
+async def listing_meta(path: Path) -> dict[str, Any] | None:
+    """A listed video's `_meta`: its SHA-256 (None if it cannot be read now)."""
+    try:
+        return {SHA256_META_KEY: await sha256_of(path)}
+    except OSError:
+        return None
 
 
 def summary(result: VideoResult, row: TaskRecord) -> TaskSummary:
