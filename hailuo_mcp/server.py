@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import anyio
 from mcp.server import MCPServer
+from mcp.server.apps import client_supports_apps
 from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import (
@@ -44,6 +45,7 @@ from hailuo_mcp.models import (
     is_valid_task_id,
     validation_message,
 )
+from hailuo_mcp.player import PLAYER_TOOL_META, build_apps
 from hailuo_mcp.prepare import build_request
 from hailuo_mcp.pricing import Estimate, estimate
 from hailuo_mcp.progress import Progress, reporting
@@ -51,12 +53,14 @@ from hailuo_mcp.prompts import register_prompts
 from hailuo_mcp.results import TaskList, VideoResult
 from hailuo_mcp.runtime import Runtime, open_runtime, runtime_of
 from hailuo_mcp.spending import wall_clock
+from hailuo_mcp.task_resource import register_task_resource
 from hailuo_mcp.tool_results import (
     VIDEO_URI,
     error_result,
+    listing_meta,
     listing_text,
     summary,
-    video_result,
+    video_answer,
     video_uri,
 )
 
@@ -80,7 +84,7 @@ _LISTED_VIDEOS = 50
 
 
 async def _answer(
-    runtime: Runtime, call: Callable[[VideoService], Awaitable[VideoResult]]
+    runtime: Runtime, call: Callable[[VideoService], Awaitable[VideoResult]], ctx: Context
 ) -> CallToolResult:
     """Run one service call and turn its result, or its error, into a tool result."""
     try:
@@ -88,7 +92,7 @@ async def _answer(
     except HailuoError as exc:
         return await error_result(exc, runtime, video_schema=True)
     try:
-        return video_result(result)
+        return await video_answer(result, for_player=client_supports_apps(ctx))
     except Exception as exc:
         # Building the answer comes after a create too: it must not lose the id
         # (invariant 3 in docs/ARCHITECTURE.md).
@@ -107,14 +111,20 @@ async def _progress(ctx: Context, settings: Settings) -> AsyncIterator[Progress]
         yield progress
 
 
-def tool_registrar(mcp: MCPServer[Runtime]) -> Callable[[str, ToolAnnotations], Callable[[F], F]]:
+def tool_registrar(
+    mcp: MCPServer[Runtime], meta: dict[str, Any] | None = None
+) -> Callable[[str, ToolAnnotations], Callable[[F], F]]:
     """A decorator factory registering a tool whose description is its cleaned docstring."""
 
     def tool(title: str, annotations: ToolAnnotations) -> Callable[[F], F]:
         def register(fn: F) -> F:
             description = inspect.cleandoc(fn.__doc__ or "")
             mcp.tool(
-                title=title, description=description, annotations=annotations, icons=server_icons()
+                title=title,
+                description=description,
+                annotations=annotations,
+                icons=server_icons(),
+                meta=meta,
             )(fn)
             return fn
 
@@ -165,6 +175,7 @@ class HailuoServer(MCPServer[Runtime]):
                     description=f"Hailuo video of task {row.task_id}, saved at {path}",
                     mime_type="video/mp4",
                     size=path.stat().st_size,
+                    _meta=await listing_meta(path),
                 )
             )
         return ListResourcesResult(resources=[*listed.resources, *videos])
@@ -193,6 +204,7 @@ def build_server(
                 mcp.runtime = None
 
     # MCP Tasks: the 2026 extension, and the 2025-11-25 tasks through its middleware.
+    # MCP Apps: the inline player (player.py).
     tasks = TasksExtension()
     mcp = HailuoServer(
         "hailuo-mcp",
@@ -202,13 +214,15 @@ def build_server(
         website_url=WEBSITE_URL,
         icons=server_icons(),
         lifespan=lifespan,
-        extensions=[tasks],
+        extensions=[tasks, build_apps()],
     )
     mcp.middleware.append(tasks.middleware)
 
     tool = tool_registrar(mcp)
+    # generate_video and get_task: hosts with MCP Apps show their results in the player.
+    player_tool = tool_registrar(mcp, PLAYER_TOOL_META)
 
-    @tool(
+    @player_tool(
         "Generate a Hailuo video",
         ToolAnnotations(
             read_only_hint=False,
@@ -289,6 +303,9 @@ def build_server(
         get_task with the task_id returns it.
         Repeating the same request within 10 minutes returns the earlier task (no new charge).
         Above the server's confirmation threshold the user is asked first.
+        Once the video is saved, the result includes one frame of it as an image (when the
+        server has the preview extra): look at it to check that the video matches the prompt
+        before telling the user it is done.
         """
         runtime = runtime_of(ctx)
         refused = await unconfirmed_answer(confirmation, runtime)
@@ -316,9 +333,10 @@ def build_server(
                     allow_duplicate=allow_duplicate,
                     file_name=filename,
                 ),
+                ctx,
             )
 
-    @tool(
+    @player_tool(
         "Check a Hailuo task",
         # Not read-only: the first look at a completed task downloads and saves its video.
         ToolAnnotations(
@@ -358,6 +376,7 @@ def build_server(
                 lambda service: service.lookup(
                     task_id, wait_seconds=wait_seconds, progress=progress, refresh_url=refresh_url
                 ),
+                ctx,
             )
 
     @tool(
@@ -421,6 +440,7 @@ def build_server(
 
     register_cost_tools(mcp, tool)
     register_prompts(mcp)
+    register_task_resource(mcp)
 
     @mcp.resource(
         VIDEO_URI,
