@@ -147,9 +147,9 @@ class ImageGate:
                 self._client = self._new_client()
             yield self._client
             return
-        # transitional: removed when runtime.py builds the parts. A gate never entered (built
-        # as `ImageGate(settings, client)` and only `prepare` used) has nobody to close a
-        # long-lived client, so each probe gets one of its own, closed even when cancelled.
+        # A gate never entered (a one-off `ImageGate(settings, client).prepare`, as some tests
+        # use it) has nobody to close a long-lived client, so each probe gets its own, closed
+        # even when cancelled. The server's runtime enters its gate.
         client = self._new_client()
         try:
             yield client

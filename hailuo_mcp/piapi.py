@@ -20,14 +20,12 @@ an httpx exception's text nor a traceback shows.
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
 
 from hailuo_mcp.config import Settings
-from hailuo_mcp.downloads import VideoDownloader
 from hailuo_mcp.errors import (
     AmbiguousCreateError,
     ConfigurationError,
@@ -87,8 +85,6 @@ class PiAPIClient:
         self._closed = False
         self._gate = RequestGate(MAX_CONNECTIONS, settings.request_timeout * 2)
         self._secrets = (settings.api_key, settings.webhook_secret)
-        # transitional: removed when runtime.py builds the parts (see `download`).
-        self._downloader = VideoDownloader(settings, transport=transport)
 
     async def __aenter__(self) -> PiAPIClient:
         return self
@@ -100,7 +96,6 @@ class PiAPIClient:
         tb: TracebackType | None,
     ) -> None:
         self._closed = True
-        await self._downloader.aclose()  # transitional: see `download`
         if self._client is not None:
             await self._client.aclose()
 
@@ -297,10 +292,3 @@ class PiAPIClient:
                 f"The image upload to PiAPI failed ({type(failure).__name__})."
             )
         return self._answer_error(failure)
-
-    async def download(self, url: str, destination: Path, *, task_id: str) -> int:
-        """Save a video through a VideoDownloader this client owns (it never sends the key).
-
-        transitional: removed when runtime.py builds the parts (a VideoDownloader of its own).
-        """
-        return await self._downloader.download(url, destination, task_id=task_id)

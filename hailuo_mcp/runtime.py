@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from hailuo_mcp import webhook_listener
 from hailuo_mcp.config import Settings
+from hailuo_mcp.downloads import VideoDownloader
 from hailuo_mcp.errors import HailuoError, StorageError
 from hailuo_mcp.flow import DEMO_LOST, VideoService
 from hailuo_mcp.images import ImageGate
@@ -105,6 +106,9 @@ async def _open(
     if settings.public_url:
         settings = _with_our_webhook(settings)
     client = await stack.enter_async_context(PiAPIClient(settings))
+    # Each part its own HTTP client and policy: the task API, the video host, image hosts.
+    downloader = await stack.enter_async_context(VideoDownloader(settings))
+    images = await stack.enter_async_context(ImageGate(settings, client))
     ledger = await stack.enter_async_context(SqliteLedger(settings.ledger_path))
     if settings.demo:
         # The emulator keeps its tasks in memory: those it had before a restart are gone.
@@ -119,8 +123,8 @@ async def _open(
         settings,
         client=client,
         ledger=ledger,
-        downloader=client,
-        image_check=ImageGate(settings, client).prepare,
+        downloader=downloader,
+        image_check=images.prepare,
         tracker=tracker,
         webhooks=settings.webhook_secret is not None and settings.public_url is not None,
         clock=clock,

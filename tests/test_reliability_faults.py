@@ -36,6 +36,7 @@ from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
 from hailuo_mcp.config import Settings
+from hailuo_mcp.downloads import VideoDownloader
 from hailuo_mcp.emulator import Emulator, EmulatorConfig, Fault, running_emulator
 from hailuo_mcp.emulator.video import sample_video
 from hailuo_mcp.errors import StorageError
@@ -513,9 +514,10 @@ async def test_a_locked_ledger_before_the_create_is_a_storage_error_and_nothing_
     settings = make_settings(emulator, tmp_path)
     async with (
         PiAPIClient(settings) as client,
+        VideoDownloader(settings) as downloader,
         SqliteLedger(settings.ledger_path, busy_timeout_s=0.2) as ledger,
     ):
-        service = VideoService(settings, client=client, ledger=ledger, downloader=client)
+        service = VideoService(settings, client=client, ledger=ledger, downloader=downloader)
         lock = hold_write_lock(settings)
         try:
             with pytest.raises(StorageError) as caught, anyio.fail_after(10):
@@ -533,9 +535,10 @@ async def test_a_ledger_locked_between_create_and_record_still_hands_back_the_ta
     emulator.add_fault(Fault("create", "hang", delay=0.5))  # answers after 0.5 s
     async with (
         PiAPIClient(settings) as client,
+        VideoDownloader(settings) as downloader,
         SqliteLedger(settings.ledger_path, busy_timeout_s=0.2) as ledger,
     ):
-        service = VideoService(settings, client=client, ledger=ledger, downloader=client)
+        service = VideoService(settings, client=client, ledger=ledger, downloader=downloader)
         caught: list[StorageError] = []
 
         async def generate() -> None:

@@ -26,6 +26,7 @@ from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
 from hailuo_mcp.config import Settings
+from hailuo_mcp.downloads import VideoDownloader
 from hailuo_mcp.emulator import Emulator, EmulatorConfig, Fault, running_emulator
 from hailuo_mcp.emulator.video import sample_video
 from hailuo_mcp.errors import HailuoError, InputError
@@ -354,9 +355,13 @@ async def test_a_hostile_task_id_is_refused_before_any_request_or_path(
     assert emulator.gets() == 0
     assert tree(tmp_path) - before <= {"state/tasks.sqlite3-wal", "state/tasks.sqlite3-shm"}
     # Below the tool's schema, the service and the client refuse it again (two more guards).
-    async with PiAPIClient(settings) as piapi, SqliteLedger(settings.ledger_path) as ledger:
+    async with (
+        PiAPIClient(settings) as piapi,
+        VideoDownloader(settings) as downloader,
+        SqliteLedger(settings.ledger_path) as ledger,
+    ):
         with pytest.raises(InputError, match="task_id"):
-            await VideoService(settings, client=piapi, ledger=ledger, downloader=piapi).lookup(
+            await VideoService(settings, client=piapi, ledger=ledger, downloader=downloader).lookup(
                 task_id
             )
         with pytest.raises(InputError, match="task_id"):
