@@ -108,7 +108,7 @@ class UpstreamUnavailableError(RetryableError):
 
 
 class MalformedResponseError(UpstreamUnavailableError):
-    """PiAPI's answer could not be read: after a create, its outcome is unknown."""
+    """PiAPI's answer could not be read (a poll is retried; a create's is ambiguous instead)."""
 
 
 class AmbiguousCreateError(HailuoError):
