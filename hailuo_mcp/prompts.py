@@ -138,8 +138,8 @@ Work in this order.
    for a detail) so that the cuts read clearly, and start each shot where the previous one
    ended.
 
-3. The cost: {cost}. Then ask me to confirm or change anything. Generate nothing before I
-   confirm.
+3. The cost: {cost}. Then ask me to confirm or change anything.
+   Generate nothing before I confirm.
 
 When I confirm, call generate_video once per shot, in order, with duration={SHOT_SECONDS} and
 expand_prompt=false, so that Hailuo renders the wording as written instead of adding different
