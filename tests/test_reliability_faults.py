@@ -388,7 +388,10 @@ def ledger_of(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, 
 
 
 def files_in(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    """Every file in the folder (hidden temp files too) but the poster frames beside videos."""
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".poster.jpg"))
 
 
 def report(case: Case, outcome: str, message: str, seconds: float, creates: int) -> None:
