@@ -39,6 +39,7 @@ PACKAGE_DATA = [
     "hailuo_mcp/emulator/media/sample.mp4",
     "hailuo_mcp/assets/icon.svg",
     "hailuo_mcp/assets/icon.png",
+    "hailuo_mcp/assets/player.html",
 ]
 # The README's "Install" commands, run here verbatim (tests/test_package.py checks that they are
 # the README's): as a user's shell runs them, from a folder of their own, HOME in --work.
