@@ -144,6 +144,19 @@ async def test_a_repeated_delivery_is_dropped_and_an_unknown_task_is_imported(
     assert KEY not in row["error_message"]  # an echoed key never reaches the ledger
 
 
+async def saved_path(settings: Settings, task_id: str, *, within: float) -> str:
+    """The video path the ledger records for the task, once it records one."""
+    with anyio.fail_after(within):
+        while True:
+            with open_ledger_sync(settings.ledger_path) as conn:
+                (path,) = conn.execute(
+                    "SELECT video_path FROM tasks WHERE task_id = ?", (task_id,)
+                ).fetchone()
+            if path:
+                return str(path)
+            await anyio.sleep(0.05)
+
+
 async def test_a_task_finished_while_nobody_waits_is_saved_on_its_webhook(
     emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -153,15 +166,7 @@ async def test_a_task_finished_while_nobody_waits_is_saved_on_its_webhook(
     async with Client(build_server(settings)) as client:
         started = await client.call_tool("generate_video", {"prompt": "x", "wait_seconds": 0})
         task_id = (started.structured_content or {})["task_id"]
-        with anyio.fail_after(20):
-            while True:
-                with open_ledger_sync(settings.ledger_path) as conn:
-                    (path,) = conn.execute(
-                        "SELECT video_path FROM tasks WHERE task_id = ?", (task_id,)
-                    ).fetchone()
-                if path:
-                    break
-                await anyio.sleep(0.05)
+        path = await saved_path(settings, task_id, within=20)
     assert Path(path).is_file()
     assert emulator.gets(task_id) == 0
 
@@ -289,13 +294,5 @@ async def test_a_webhook_for_a_task_another_replica_created_saves_its_video(
             settings, {"timestamp": 2, "data": emulator.task(task_id)}, secret_of(settings)
         )
         assert answer.status_code == 200
-        with anyio.fail_after(10):
-            while True:
-                with open_ledger_sync(settings.ledger_path) as conn:
-                    (path,) = conn.execute(
-                        "SELECT video_path FROM tasks WHERE task_id = ?", (task_id,)
-                    ).fetchone()
-                if path:
-                    break
-                await anyio.sleep(0.05)
+        path = await saved_path(settings, task_id, within=10)
     assert Path(path).is_file()
