@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What the player's browser test (tests/test_player_browser.py) needs, installed from the
+# What the player's browser test (tests/server/test_player_browser.py) needs, installed from the
 # registries only: Debian's chromium (never a browser download) and the npm packages of
 # tests/apps_host (the ext-apps host bridge, playwright-core driving that chromium, esbuild),
 # pinned by tests/apps_host/package-lock.json. .ci/run runs it; see docs/APPS.md.

@@ -14,7 +14,7 @@ from importlib import resources
 
 from mcp.types import Icon
 
-# pyproject.toml's Homepage (tests/test_package.py keeps them the same).
+# pyproject.toml's Homepage (tests/packaging/test_package.py keeps them the same).
 WEBSITE_URL = "https://github.com/hailuo-mcp/hailuo-mcp"
 ASSETS = "assets"
 # (file in hailuo_mcp/assets, MIME type, sizes as MCP spells them)

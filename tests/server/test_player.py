@@ -2,7 +2,7 @@
 
 A client that advertises MCP Apps (``io.modelcontextprotocol/ui`` with the app MIME type) gets
 the player's hints in generate_video's and get_task's results; one that does not gets the same
-result without them. The browser half is tests/test_player_browser.py.
+result without them. The browser half is tests/server/test_player_browser.py.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from PIL import Image
 from hailuo_mcp.config import Settings
 from hailuo_mcp.server import build_server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "bundle"
 MANIFEST: dict[str, Any] = json.loads((BUNDLE / "manifest.json").read_text(encoding="utf-8"))
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from jsonschema import Draft7Validator
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def load(path: Path) -> dict[str, object]:

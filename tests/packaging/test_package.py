@@ -27,7 +27,7 @@ from hailuo_mcp.branding import WEBSITE_URL, read_asset
 from hailuo_mcp.config import Settings
 from hailuo_mcp.server import build_server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 PROJECT = PYPROJECT["project"]
 VERSION = PROJECT["version"]
