@@ -107,6 +107,12 @@ class Settings(BaseModel):
     # Streamable HTTP: bearer tokens that may call the server, and extra Host names to accept.
     http_tokens: tuple[SecretStr, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
+    # The ledger in PostgreSQL (replicas share it) instead of SQLite under state_dir; it may
+    # carry a password, so it is a secret.
+    database_url: SecretStr | None = None
+    # How long a replica's hold on a task lasts unless renewed (a dead replica's tasks are
+    # taken over after about this long).
+    lease_seconds: float = Field(default=20.0, ge=2, le=600)
     # Variables whose values were refused (they hold their defaults); see the module docstring.
     problems: tuple[ConfigProblem, ...] = ()
 
@@ -149,6 +155,15 @@ class Settings(BaseModel):
     def _url_rule(cls, url: str | None) -> str | None:
         if url is not None and (problem := _http_url_problem(url, path_allowed=True)):
             raise ValueError(problem)
+        return url
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_rule(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None:
+            scheme = urlsplit(url.get_secret_value()).scheme
+            if scheme not in ("postgresql", "postgres"):
+                raise ValueError("must be a postgresql:// URL (SQLite needs no URL)")
         return url
 
     @property
@@ -259,6 +274,8 @@ _ENV_NAMES = {
     "HAILUO_RESUME": "resume_on_start",
     "HAILUO_HTTP_TOKEN": "http_tokens",
     "HAILUO_ALLOWED_HOSTS": "allowed_hosts",
+    "HAILUO_DATABASE_URL": "database_url",
+    "HAILUO_LEASE_SECONDS": "lease_seconds",
 }
 # Read by hand in from_env (paths, flags, lists), not by `put`.
 _NOT_PLAIN = {

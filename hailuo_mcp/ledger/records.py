@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Final, Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel
 
 from hailuo_mcp.models import Task, TaskStatus, VideoRequest
 from hailuo_mcp.pricing import Estimate
+
+
+# The owner of rows made without any caller identity: stdio, loopback HTTP without tokens, and
+# every row written before owners existed.
+LOCAL_OWNER: Final = "local"
 
 
 def iso_utc(epoch: float | None) -> str | None:
@@ -29,6 +34,7 @@ class TaskRecord(BaseModel):
     task_id: str
     status: TaskStatus
     origin: str  # "created" here, or "imported" (first seen through get_task)
+    owner: str = LOCAL_OWNER  # the principal whose task this is (callers.py)
     prompt: str | None = None
     model: str | None = None
     duration: int | None = None
@@ -92,6 +98,7 @@ class ProtocolTaskRecord(BaseModel):
 
     id: str  # the MCP task id: unguessable, the only handle a client has
     task_id: str  # the PiAPI task it follows
+    owner: str = LOCAL_OWNER  # the principal that created it; nobody else sees it
     tool: str
     protocol_version: str  # the protocol the task was created on
     status: ProtocolTaskStatus
@@ -105,9 +112,28 @@ class ProtocolTaskRecord(BaseModel):
 
 
 class TaskLedger(Protocol):
-    """Where tasks are recorded; SQLite here, PostgreSQL for replicas later."""
+    """Where tasks are recorded: SQLite for one machine, PostgreSQL for replicas.
 
-    async def record_attempt(self, request_input: dict[str, Any]) -> int:
+    Ownership: every task and protocol task row has an `owner` (a principal, callers.py). Reads
+    that take `owner` return only that owner's rows; `owner=None` means every owner and is for
+    the server's own work (following, saving, webhooks), never for answering a caller.
+
+    Leases: a ledger instance is one replica (its `holder` id). Only the holder of a task's lease
+    follows it and saves its video, so an unfinished task is followed by one live replica at a
+    time and saved once. A lease lasts `lease_s` seconds unless renewed; a dead replica's leases
+    expire and `claim_orphans` hands its tasks to another.
+    """
+
+    @property
+    def holder(self) -> str:
+        """This replica's lease holder id (unique per process)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise StorageError unless the ledger answers now (readiness)."""
+        ...
+
+    async def record_attempt(self, request_input: dict[str, Any], *, owner: str = LOCAL_OWNER) -> int:
         """A create is about to be sent: journal it first and return its attempt id."""
         ...
 
@@ -124,12 +150,19 @@ class TaskLedger(Protocol):
         attempt_id: int,
         image_source: str | None = None,
         file_name: str | None = None,
+        owner: str = LOCAL_OWNER,
     ) -> None:
-        """PiAPI created `task` for `request`; closes the attempt in the same transaction."""
+        """PiAPI created `task` for `request`; closes the attempt in the same transaction.
+
+        The new row is leased to this replica (`holder`).
+        """
         ...
 
-    async def record_imported(self, task: Task) -> None:
-        """A task created elsewhere, first seen through get_task."""
+    async def record_imported(self, task: Task, *, owner: str = LOCAL_OWNER) -> bool:
+        """A task created elsewhere, first seen through get_task or a webhook.
+
+        Returns False (and changes nothing) when the task is already recorded, whoever owns it.
+        """
         ...
 
     async def record_seen(self, task: Task) -> None:
@@ -148,20 +181,42 @@ class TaskLedger(Protocol):
         """End every unfinished task as cancelled with `reason`; returns how many."""
         ...
 
-    async def get(self, task_id: str) -> TaskRecord | None:
-        """The record of one task, or None."""
+    async def get(self, task_id: str, *, owner: str | None = None) -> TaskRecord | None:
+        """The record of one task (of `owner`, when given), or None."""
         ...
 
-    async def recent(self, limit: int, status: TaskStatus | None = None) -> list[TaskRecord]:
-        """Newest tasks first, optionally of one status."""
+    async def recent(
+        self, limit: int, status: TaskStatus | None = None, *, owner: str | None = None
+    ) -> list[TaskRecord]:
+        """Newest tasks first, optionally of one status and one owner."""
         ...
 
-    async def created_since(self, epoch: float) -> list[TaskRecord]:
+    async def created_since(self, epoch: float, *, owner: str | None = None) -> list[TaskRecord]:
         """Every task recorded at or after `epoch` (spend, caps, the duplicate guard)."""
         ...
 
     async def unfinished(self, max_age_s: float) -> list[TaskRecord]:
         """Recent tasks still worth following: not ended, or completed and not saved."""
+        ...
+
+    async def claim(self, task_id: str) -> bool:
+        """Take or keep the lease on one task: True when this replica holds it now.
+
+        False when another live replica holds it, or the task is unknown.
+        """
+        ...
+
+    async def renew(self, task_ids: list[str]) -> set[str]:
+        """Extend this replica's leases on `task_ids`; returns the ids it still holds."""
+        ...
+
+    async def release(self, task_id: str) -> None:
+        """Give up this replica's lease on one task (followed to its end, or handed on)."""
+        ...
+
+    async def claim_orphans(self, max_age_s: float, limit: int) -> list[TaskRecord]:
+        """Unfinished recent tasks whose lease is free or expired, leased to this replica in
+        one step (no two replicas get the same task)."""
         ...
 
     async def completed_timings(
@@ -186,12 +241,18 @@ class TaskLedger(Protocol):
         """A protocol task that had not ended moved to `status`; False when it had ended."""
         ...
 
-    async def protocol_task(self, task_id: str) -> ProtocolTaskRecord | None:
-        """One protocol task by its MCP task id, or None."""
+    async def protocol_task(
+        self, task_id: str, *, owner: str | None = None
+    ) -> ProtocolTaskRecord | None:
+        """One protocol task by its MCP task id (of `owner`, when given), or None."""
         ...
 
     async def protocol_tasks(
-        self, limit: int, *, after: tuple[float, str] | None = None
+        self,
+        limit: int,
+        *,
+        after: tuple[float, str] | None = None,
+        owner: str | None = None,
     ) -> list[ProtocolTaskRecord]:
         """Protocol tasks newest first, after the (created_at, id) a previous page ended on."""
         ...
