@@ -7,7 +7,9 @@ depend on it answer an error naming the variable and the rule.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -68,6 +70,33 @@ def _http_url_problem(url: str, *, path_allowed: bool) -> str | None:
     return None
 
 
+def _issuer_url_problem(url: str) -> str | None:
+    """An OAuth URL (issuer, JWKS): https, or http on a loopback host only (a test issuer)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an https:// URL with a host"
+    if parts.scheme == "http" and not _loopback_name(parts.hostname):
+        # Keys fetched in clear could be swapped by anyone on the path.
+        return "must be https:// (http:// only for a loopback host)"
+    if parts.query or parts.fragment:
+        return "must not carry a query or fragment"
+    return None
+
+
+def _loopback_name(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _words(raw: str) -> tuple[str, ...]:
+    """Entries separated by commas and/or whitespace, in order, without repeats."""
+    return tuple(dict.fromkeys(part for part in re.split(r"[,\s]+", raw) if part))
+
+
 class Settings(BaseModel):
     """Everything the server needs to know, read once from the environment."""
 
@@ -107,6 +136,15 @@ class Settings(BaseModel):
     # Streamable HTTP: bearer tokens that may call the server, and extra Host names to accept.
     http_tokens: tuple[SecretStr, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
+    # OAuth 2.1 resource-server mode (docs/HTTP.md): JWTs from this issuer, for this resource.
+    oauth_issuer: str | None = None
+    # Where the issuer's keys are; None: discovered from the issuer's metadata (RFC 8414).
+    oauth_jwks_url: str | None = None
+    # This server's public MCP URL (https://mcp.example.com/mcp): the audience tokens name.
+    resource_url: str | None = None
+    oauth_scopes: tuple[str, ...] = ()
+    # Streamable HTTP without sessions, so any replica can answer any request.
+    http_stateless: bool = False
     # The ledger in PostgreSQL (replicas share it) instead of SQLite under state_dir; it may
     # carry a password, so it is a secret.
     database_url: SecretStr | None = None
@@ -156,6 +194,25 @@ class Settings(BaseModel):
         if url is not None and (problem := _http_url_problem(url, path_allowed=True)):
             raise ValueError(problem)
         return url
+
+    @field_validator("oauth_issuer", "oauth_jwks_url")
+    @classmethod
+    def _oauth_url_rule(cls, url: str | None) -> str | None:
+        if url is not None and (problem := _issuer_url_problem(url)):
+            raise ValueError(problem)
+        return url
+
+    @field_validator("resource_url")
+    @classmethod
+    def _resource_url_rule(cls, url: str | None) -> str | None:
+        if url is not None and (problem := _http_url_problem(url, path_allowed=True)):
+            raise ValueError(problem)
+        return url
+
+    @property
+    def oauth_enabled(self) -> bool:
+        """Whether JWTs from HAILUO_OAUTH_ISSUER are accepted (it and HAILUO_RESOURCE_URL set)."""
+        return self.oauth_issuer is not None and self.resource_url is not None
 
     @field_validator("database_url")
     @classmethod
@@ -211,6 +268,7 @@ class Settings(BaseModel):
         flag("HAILUO_FAST_REQUIRES_IMAGE", "fast_requires_image")
         flag("HAILUO_EXPAND_PROMPT_DEFAULT", "expand_prompt_default")
         flag("HAILUO_RESUME", "resume_on_start")
+        flag("HAILUO_HTTP_STATELESS", "http_stateless")
         output = env.get("HAILUO_OUTPUT_DIR", "").strip()
         state = env.get("HAILUO_STATE_DIR", "").strip()
         values["output_dir"] = Path(output) if output else _default_output_dir()
@@ -226,6 +284,15 @@ class Settings(BaseModel):
         values["http_tokens"] = tuple(SecretStr(t) for t in tokens)
         hosts = [h.strip() for h in env.get("HAILUO_ALLOWED_HOSTS", "").split(",") if h.strip()]
         values["allowed_hosts"] = tuple(hosts)
+        values["oauth_scopes"] = _words(env.get("HAILUO_OAUTH_SCOPES", ""))
+        if "oauth_issuer" in values and "resource_url" not in values:
+            # Without an audience no token could be checked: refused, never accepted unchecked.
+            problems.append(
+                ConfigProblem(
+                    variable="HAILUO_RESOURCE_URL",
+                    rule="must be set with HAILUO_OAUTH_ISSUER (this server's public /mcp URL)",
+                )
+            )
         return cls._validated(values, problems)
 
     @classmethod
@@ -276,6 +343,11 @@ _ENV_NAMES = {
     "HAILUO_ALLOWED_HOSTS": "allowed_hosts",
     "HAILUO_DATABASE_URL": "database_url",
     "HAILUO_LEASE_SECONDS": "lease_seconds",
+    "HAILUO_OAUTH_ISSUER": "oauth_issuer",
+    "HAILUO_OAUTH_JWKS_URL": "oauth_jwks_url",
+    "HAILUO_RESOURCE_URL": "resource_url",
+    "HAILUO_OAUTH_SCOPES": "oauth_scopes",
+    "HAILUO_HTTP_STATELESS": "http_stateless",
 }
 # Read by hand in from_env (paths, flags, lists), not by `put`.
 _NOT_PLAIN = {
@@ -288,5 +360,7 @@ _NOT_PLAIN = {
     "resume_on_start",
     "http_tokens",
     "allowed_hosts",
+    "oauth_scopes",
+    "http_stateless",
 }
 _VARIABLE = {key: name for name, key in _ENV_NAMES.items()}

@@ -3,7 +3,9 @@
 Anyone who reaches the port can spend PiAPI credits, read the ledger and have local images
 uploaded, so:
 
-- with `HAILUO_HTTP_TOKEN` set, every request needs `Authorization: Bearer <token>` (401);
+- with `HAILUO_HTTP_TOKEN` or OAuth (`HAILUO_OAUTH_ISSUER`) set, every request but the open
+  paths (webhook, health checks, protected-resource metadata) needs `Authorization: Bearer`
+  with a token `hailuo_mcp.auth` accepts (401; 403 without the required scopes);
 - Host and Origin are checked on every bind, against the loopback names, the bound address and
   `HAILUO_ALLOWED_HOSTS` (the SDK answers 421 for a foreign Host, 403 for a foreign Origin);
 - a bind beyond loopback without a token is refused before anything listens.
@@ -11,25 +13,28 @@ uploaded, so:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
-import json
 import logging
 import re
-from collections.abc import Iterable
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeVar
 
+import anyio
 import uvicorn
+from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.routing import Route
+from starlette.types import ASGIApp
 
+from hailuo_mcp.auth.middleware import BearerAuthMiddleware
+from hailuo_mcp.auth.verifier import auth_settings, build_verifier
 from hailuo_mcp.config import Settings
-from hailuo_mcp.errors import ConfigurationError
+from hailuo_mcp.errors import ConfigurationError, HailuoError
 from hailuo_mcp.server import HailuoServer
 from hailuo_mcp.webhooks import WEBHOOK_PATH
 
@@ -43,7 +48,19 @@ _WILDCARD_BINDS = {"", "0.0.0.0", "::"}
 # A host name or bracketed IPv6 literal, then an optional port or `*` (any port).
 _HOST_ENTRY = re.compile(r"(?P<name>\[[0-9a-f:.]+\]|[a-z0-9_.-]+)(?::(?P<port>[0-9]{1,5}|\*))?")
 _DEFAULT_PORTS = {"80": "http", "443": "https"}
-_REALM = 'Bearer realm="hailuo-mcp"'
+HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+READY_TIMEOUT_S = 2.0
+_METADATA_PATH = "/.well-known/oauth-protected-resource"
+_NO_STORE = {"cache-control": "no-store"}
+# Refused values of these stop the HTTP server (exit 2) instead of serving with a default.
+_AUTH_VARIABLES = (
+    "HAILUO_OAUTH_ISSUER",
+    "HAILUO_OAUTH_JWKS_URL",
+    "HAILUO_RESOURCE_URL",
+    "HAILUO_OAUTH_SCOPES",
+    "HAILUO_HTTP_STATELESS",
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -96,12 +113,13 @@ def _bound_name(host: str, port: int) -> str | None:
 
 def transport_security(settings: Settings, host: str, port: int) -> TransportSecuritySettings:
     """Host/Origin rules for this bind; raise ConfigurationError if it would be open to anyone."""
-    if not is_loopback(host) and not settings.http_tokens:
+    if not is_loopback(host) and not settings.http_tokens and not settings.oauth_enabled:
         raise ConfigurationError(
             f"Refusing to serve streamable HTTP on {host}:{port} without a token: anyone who "
             "reaches the port could spend PiAPI credits. Set HAILUO_HTTP_TOKEN to a long random "
-            "secret (clients send 'Authorization: Bearer <token>') and HAILUO_ALLOWED_HOSTS to "
-            "the name clients use to reach this server, or bind to 127.0.0.1."
+            "secret (clients send 'Authorization: Bearer <token>') or HAILUO_OAUTH_ISSUER and "
+            "HAILUO_RESOURCE_URL (OAuth), and HAILUO_ALLOWED_HOSTS to the name clients use to "
+            "reach this server, or bind to 127.0.0.1."
         )
     hosts: list[str] = []
     for name in LOOPBACK_NAMES:
@@ -123,93 +141,17 @@ def transport_security(settings: Settings, host: str, port: int) -> TransportSec
     )
 
 
-class BearerTokenMiddleware:
-    """Pure ASGI: refuse any request without `Authorization: Bearer <one of the tokens>`."""
-
-    def __init__(self, app: ASGIApp, tokens: Iterable[SecretStr]) -> None:
-        self.app = app
-        # Digests have one length, so comparing them reveals nothing about a token's length.
-        self._digests = [_digest(t.get_secret_value().encode()) for t in tokens]
-        if not self._digests:
-            raise ValueError("BearerTokenMiddleware needs at least one token")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # PiAPI cannot send our token: its deliveries prove themselves with the webhook secret.
-        is_webhook = scope["type"] == "http" and scope.get("path") == WEBHOOK_PATH
-        if scope["type"] == "lifespan" or is_webhook or self._authorized(scope):
-            await self.app(scope, receive, send)
-        elif scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-        else:
-            presented = _presented(scope) is not None
-            # Path and peer only: headers (the credentials) and the query never reach a log.
-            client = scope.get("client")
-            logger.info(
-                "Refused %s %s from %s: %s bearer token",
-                scope.get("method", "-"),
-                scope.get("path", "-"),
-                client[0] if client else "-",
-                "wrong" if presented else "no",
-            )
-            await _refuse(send, presented=presented)
-
-    def _authorized(self, scope: Scope) -> bool:
-        presented = _presented(scope)
-        if presented is None:
-            return False
-        digest = _digest(presented)
-        matched = False
-        for expected in self._digests:
-            # `|=`, not any(): compare against every token so timing never says which matched.
-            matched |= hmac.compare_digest(digest, expected)
-        return matched
-
-
-def _digest(token: bytes) -> bytes:
-    return hashlib.sha256(token).digest()
-
-
-def _presented(scope: Scope) -> bytes | None:
-    """The credentials of the first `Authorization: Bearer ...` header, if any."""
-    for key, value in scope.get("headers", ()):
-        if key == b"authorization":
-            scheme, _, credentials = value.partition(b" ")
-            credentials = credentials.strip()
-            return credentials if scheme.lower() == b"bearer" and credentials else None
-    return None
-
-
-async def _refuse(send: Send, *, presented: bool) -> None:
-    """Answer 401 (RFC 6750): never echo what the client sent."""
-    challenge = f'{_REALM}, error="invalid_token"' if presented else _REALM
-    body = json.dumps(
-        {
-            "error": "invalid_token" if presented else "unauthorized",
-            "error_description": "Send Authorization: Bearer <token> (HAILUO_HTTP_TOKEN).",
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", challenge.encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 def build_http_app(server: HailuoServer, settings: Settings, host: str, port: int) -> Starlette:
-    """The SDK's streamable HTTP app (SSE, stateful) behind our Host/Origin rules and tokens,
-    with PiAPI's webhook receiver as a route of the same app.
+    """The SDK's streamable HTTP app (SSE; stateful unless HAILUO_HTTP_STATELESS) behind our
+    Host/Origin rules and bearer auth, with PiAPI's webhook receiver, the health checks and, in
+    OAuth mode, the protected-resource metadata as routes of the same app.
 
     Raises:
-        ConfigurationError: the bind is beyond loopback without a token, or an allowed host is
-            not a host name.
+        ConfigurationError: the bind is beyond loopback without a token or OAuth, an allowed
+            host is not a host name, or an auth setting was refused.
     """
+    # A refused auth setting must stop the server, never leave it open without that check.
+    settings.check(_AUTH_VARIABLES)
     security = transport_security(settings, host, port)
 
     async def webhook(request: Request) -> Response:
@@ -219,11 +161,89 @@ def build_http_app(server: HailuoServer, settings: Settings, host: str, port: in
         return await runtime.inbox.receive(request)
 
     server.custom_route(WEBHOOK_PATH, methods=["POST"])(webhook)
+    server.custom_route(HEALTH_PATH, methods=["GET"])(_healthz)
+    server.custom_route(READY_PATH, methods=["GET"])(_readiness(server))
     # Its lifespan runs `session_manager.run()`: serve it with lifespan on, never mount bare.
-    app = server.streamable_http_app(transport_security=security, host=host)
-    if settings.http_tokens:
-        app.add_middleware(BearerTokenMiddleware, tokens=settings.http_tokens)
+    app = server.streamable_http_app(
+        transport_security=security, host=host, stateless_http=settings.http_stateless
+    )
+    open_paths = {WEBHOOK_PATH, HEALTH_PATH, READY_PATH}
+    oauth = auth_settings(settings)
+    metadata_url = None
+    if oauth is not None and oauth.resource_server_url is not None:
+        metadata_routes = _metadata_routes(oauth)
+        app.router.routes.extend(metadata_routes)
+        open_paths.update(route.path for route in metadata_routes)
+        metadata_url = str(build_resource_metadata_url(oauth.resource_server_url))
+    verifier, keys = build_verifier(settings)
+    if settings.http_tokens or oauth is not None:
+        app.add_middleware(
+            BearerAuthMiddleware,
+            verifier=verifier,
+            open_paths=open_paths,
+            required_scopes=settings.oauth_scopes,
+            resource_metadata_url=metadata_url,
+        )
+    if keys is not None:
+        _own_in_lifespan(app, keys)
     return app
+
+
+def _metadata_routes(oauth: AuthSettings) -> list[Route]:
+    """RFC 9728 metadata at the SDK's path (`/.well-known/oauth-protected-resource/mcp`), and
+    at the bare well-known path for clients that only look there."""
+    assert oauth.resource_server_url is not None
+    routes = create_protected_resource_routes(
+        resource_url=oauth.resource_server_url,
+        authorization_servers=[oauth.issuer_url],
+        scopes_supported=oauth.required_scopes,
+        resource_name="hailuo-mcp",
+    )
+    if all(route.path != _METADATA_PATH for route in routes):
+        routes.append(Route(_METADATA_PATH, routes[0].endpoint, methods=["GET", "OPTIONS"]))
+    return routes
+
+
+def _own_in_lifespan(app: Starlette, resource: AbstractAsyncContextManager[object]) -> None:
+    """Open `resource` around the app's own lifespan (the JWKS client lives as long as the app)."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(target: Starlette) -> AsyncIterator[Any]:
+        async with resource, inner(target) as state:
+            yield state
+
+    app.router.lifespan_context = lifespan
+
+
+async def _healthz(request: Request) -> Response:
+    """Liveness: the process answers HTTP. No dependency is checked (a restart would not help)."""
+    return JSONResponse({"status": "ok"}, headers=_NO_STORE)
+
+
+def _readiness(server: HailuoServer) -> Callable[[Request], Awaitable[Response]]:
+    async def readyz(request: Request) -> Response:
+        """Readiness: the lifespan's resources are open and the ledger answers now."""
+        runtime = server.runtime
+        # Reasons are fixed words: this path is open to anyone, so it tells no configuration.
+        if runtime is None:
+            return _unready("not started")
+        if runtime.opened is None:
+            return _unready("resources not open")
+        try:
+            with anyio.fail_after(READY_TIMEOUT_S):
+                await runtime.opened.ledger.ping()
+        except HailuoError:
+            return _unready("ledger unreachable")
+        except TimeoutError:
+            return _unready("ledger too slow")
+        return JSONResponse({"status": "ok"}, headers=_NO_STORE)
+
+    return readyz
+
+
+def _unready(reason: str) -> Response:
+    return JSONResponse({"status": "unavailable", "reason": reason}, 503, headers=_NO_STORE)
 
 
 async def serve_http(app: ASGIApp, host: str, port: int) -> None:
