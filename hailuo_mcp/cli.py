@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--host",
         default="127.0.0.1",
-        help="HTTP host (streamable-http only; beyond loopback needs HAILUO_HTTP_TOKEN)",
+        help="HTTP host (streamable-http only; beyond loopback needs HAILUO_HTTP_TOKEN or OAuth)",
     )
     serve.add_argument("--port", type=int, default=8765, help="HTTP port (streamable-http only)")
 
