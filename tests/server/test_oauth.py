@@ -8,6 +8,7 @@ on another loopback port and is called with httpx and with the MCP Python SDK cl
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import ConfigurationError
 from hailuo_mcp.http_app import build_http_app, transport_security
 from hailuo_mcp.server import build_server
+from tests.server.test_http_security import free_port, serve_command, serve_env
 
 RESOURCE = "https://mcp.example.com/mcp"
 METADATA_URL = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
@@ -433,3 +435,42 @@ def test_oauth_alone_allows_a_bind_beyond_loopback(tmp_path: Path) -> None:
     transport_security(oauth, "0.0.0.0", 8765)
     with pytest.raises(ConfigurationError, match="HAILUO_OAUTH_ISSUER"):
         transport_security(settings_with(tmp_path), "0.0.0.0", 8765)
+
+
+# The command line, as a user starts it.
+
+
+def test_an_issuer_without_a_resource_url_stops_the_http_server_with_exit_2(
+    tmp_path: Path,
+) -> None:
+    env = serve_env(tmp_path, HAILUO_OAUTH_ISSUER="https://auth.example.com")
+    done = subprocess.run(
+        serve_command("127.0.0.1", free_port()), env=env, capture_output=True, timeout=30
+    )
+    assert done.returncode == 2, done.stderr.decode()
+    assert "HAILUO_RESOURCE_URL" in done.stderr.decode()
+
+
+def test_serving_all_interfaces_with_oauth_alone_works(tmp_path: Path, issuer: Issuer) -> None:
+    port = free_port()
+    env = serve_env(tmp_path, HAILUO_OAUTH_ISSUER=issuer.url, HAILUO_RESOURCE_URL=RESOURCE)
+    process = subprocess.Popen(
+        serve_command("0.0.0.0", port),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        first = None
+        while first is None and time.monotonic() < deadline and process.poll() is None:
+            try:
+                first = post(url)
+            except httpx.TransportError:
+                time.sleep(0.05)  # not listening yet
+        assert first is not None and first.status_code == 401
+        assert post(url, issuer.token()).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
