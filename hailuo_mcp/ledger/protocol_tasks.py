@@ -3,7 +3,8 @@
 A row links an unguessable MCP task id to the PiAPI task whose video it waits for. The PiAPI
 task keeps its own row in `tasks` (followed, saved and resumed as before); this table adds what
 the protocol needs on top: the MCP status, its ttl, and the stored tool result once it ended.
-A terminal status (completed, failed, cancelled) is never changed again.
+A terminal status (completed, failed, cancelled) is never changed again. Each row has the
+`owner` that created it; a read given an owner sees only that owner's rows.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ PROTOCOL_TASKS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS protocol_tasks (
     id TEXT PRIMARY KEY,
     task_id TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT 'local',
     tool TEXT NOT NULL,
     protocol_version TEXT NOT NULL,
     status TEXT NOT NULL,
@@ -56,12 +58,13 @@ class ProtocolTaskRows:
             conn = self._db()
             with conn:
                 conn.execute(
-                    "INSERT INTO protocol_tasks (id, task_id, tool, protocol_version, status, "
-                    "status_message, ttl_ms, warnings, result, error, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO protocol_tasks (id, task_id, owner, tool, protocol_version, "
+                    "status, status_message, ttl_ms, warnings, result, error, created_at, "
+                    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         task.id,
                         task.task_id,
+                        task.owner,
                         task.tool,
                         task.protocol_version,
                         task.status,
@@ -109,37 +112,43 @@ class ProtocolTaskRows:
 
         return await self._run(write)
 
-    async def protocol_task(self, task_id: str) -> ProtocolTaskRecord | None:
-        """One protocol task, or None."""
+    async def protocol_task(
+        self, task_id: str, *, owner: str | None = None
+    ) -> ProtocolTaskRecord | None:
+        """One protocol task (of `owner`, when given), or None."""
+        sql, params = "SELECT * FROM protocol_tasks WHERE id = ?", [task_id]
+        if owner is not None:
+            sql, params = f"{sql} AND owner = ?", [task_id, owner]
 
         def read() -> ProtocolTaskRecord | None:
-            row = (
-                self._db()
-                .execute("SELECT * FROM protocol_tasks WHERE id = ?", (task_id,))
-                .fetchone()
-            )
+            row = self._db().execute(sql, params).fetchone()
             return _protocol_record(row) if row is not None else None
 
         return await self._run(read)
 
     async def protocol_tasks(
-        self, limit: int, *, after: tuple[float, str] | None = None
+        self,
+        limit: int,
+        *,
+        after: tuple[float, str] | None = None,
+        owner: str | None = None,
     ) -> list[ProtocolTaskRecord]:
         """Protocol tasks newest first, starting after the (created_at, id) of a previous page."""
+        where: list[str] = []
+        params: list[object] = []
+        if owner is not None:
+            where.append("owner = ?")
+            params.append(owner)
+        if after is not None:
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params += [after[0], after[0], after[1]]
+        sql = "SELECT * FROM protocol_tasks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
 
         def read() -> list[ProtocolTaskRecord]:
-            conn = self._db()
-            if after is None:
-                rows = conn.execute(
-                    "SELECT * FROM protocol_tasks ORDER BY created_at DESC, id DESC LIMIT ?",
-                    (limit,),
-                ).fetchall()
-            else:
-                rows = conn.execute(
-                    "SELECT * FROM protocol_tasks WHERE created_at < ? OR (created_at = ? AND "
-                    "id < ?) ORDER BY created_at DESC, id DESC LIMIT ?",
-                    (after[0], after[0], after[1], limit),
-                ).fetchall()
+            rows = self._db().execute(sql, (*params, limit)).fetchall()
             return [_protocol_record(row) for row in rows]
 
         return await self._run(read)

@@ -15,7 +15,6 @@ from pydantic import BaseModel
 from hailuo_mcp.models import Task, TaskStatus, VideoRequest
 from hailuo_mcp.pricing import Estimate
 
-
 # The owner of rows made without any caller identity: stdio, loopback HTTP without tokens, and
 # every row written before owners existed.
 LOCAL_OWNER: Final = "local"
@@ -133,7 +132,9 @@ class TaskLedger(Protocol):
         """Raise StorageError unless the ledger answers now (readiness)."""
         ...
 
-    async def record_attempt(self, request_input: dict[str, Any], *, owner: str = LOCAL_OWNER) -> int:
+    async def record_attempt(
+        self, request_input: dict[str, Any], *, owner: str = LOCAL_OWNER
+    ) -> int:
         """A create is about to be sent: journal it first and return its attempt id."""
         ...
 

@@ -4,6 +4,9 @@ Calls run on worker threads, one at a time (a lock), so the event loop never wai
 a lock held by another server process. Up to four calls are handed to threads at once: with one,
 every call also waited for a trip through a busy event loop, and 1000 tasks queued for seconds
 (docs/PERFORMANCE.md, many tasks). The files are private (0600): they hold prompts.
+
+Several processes on one machine may share the file; leases (sqlite_leases.py) say which of
+them follows a task. The tables and their upgrades are in sqlite_schema.py.
 """
 
 from __future__ import annotations
@@ -21,64 +24,52 @@ from typing import Any, TypeVar
 import anyio
 
 from hailuo_mcp.errors import StorageError
-from hailuo_mcp.ledger.protocol_tasks import PROTOCOL_TASKS_SCHEMA, ProtocolTaskRows
-from hailuo_mcp.ledger.records import TaskRecord, TaskTiming
+from hailuo_mcp.ledger.protocol_tasks import ProtocolTaskRows
+from hailuo_mcp.ledger.records import LOCAL_OWNER, TaskRecord, TaskTiming
+from hailuo_mcp.ledger.sqlite_leases import SqliteLeases, register_lease_functions
+from hailuo_mcp.ledger.sqlite_schema import create_or_upgrade
+from hailuo_mcp.ledger.values import (
+    UNFINISHED_SQL,
+    created_values,
+    default_holder,
+    imported_values,
+    seen_values,
+    task_record,
+)
 from hailuo_mcp.models import Task, TaskStatus, VideoRequest
 from hailuo_mcp.pricing import Estimate
 
 T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
-    task_id TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    prompt TEXT,
-    model TEXT,
-    duration INTEGER,
-    resolution INTEGER,
-    image_url TEXT,
-    image_source TEXT,
-    file_name TEXT,
-    expand_prompt INTEGER,
-    estimate_usd REAL,
-    estimate_points INTEGER,
-    consumed_points INTEGER,
-    video_url TEXT,
-    video_path TEXT,
-    error_kind TEXT,
-    error_message TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    finished_at REAL,
-    upstream_created_at TEXT,
-    upstream_started_at TEXT,
-    upstream_ended_at TEXT
-);
-CREATE INDEX IF NOT EXISTS tasks_by_created ON tasks (created_at DESC);
-CREATE TABLE IF NOT EXISTS create_attempts (
-    attempt_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    sent_at REAL NOT NULL,
-    request_json TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    task_id TEXT,
-    message TEXT
-);
-"""
 
-# Read into TaskRecord; upstream_created_at is read only for timings (completed_timings).
-_READ = set(TaskRecord.model_fields)
+class SqliteLedger(SqliteLeases, ProtocolTaskRows):
+    """The SQLite ledger; open with `async with SqliteLedger(path)`.
 
+    Args:
+        holder: this process's lease holder id (default: host, pid and a random part).
+        lease_s: how long a lease lasts unless renewed.
+    """
 
-class SqliteLedger(ProtocolTaskRows):
-    """The SQLite ledger; open with `async with SqliteLedger(path)`."""
-
-    def __init__(self, path: Path, *, busy_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout_s: float = 10.0,
+        holder: str | None = None,
+        lease_s: float = 20.0,
+    ) -> None:
         self._path = path
         self._busy_timeout_s = busy_timeout_s
+        self._holder = holder if holder is not None else default_holder()
+        self._lease_s = lease_s
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._limiter = anyio.CapacityLimiter(4)
+
+    @property
+    def holder(self) -> str:
+        """This process's lease holder id."""
+        return self._holder
 
     async def __aenter__(self) -> SqliteLedger:
         await self._run(self._open)
@@ -100,13 +91,12 @@ class SqliteLedger(ProtocolTaskRows):
                 "to a writable folder."
             ) from exc
         conn.row_factory = sqlite3.Row
+        register_lease_functions(conn)
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         with conn:
-            conn.executescript(_SCHEMA)
-            conn.executescript(PROTOCOL_TASKS_SCHEMA)
-            _add_missing_columns(conn)
+            create_or_upgrade(conn)
         # The WAL and shared-memory files hold prompts too.
         for suffix in ("-wal", "-shm"):
             _make_private(Path(f"{self._path}{suffix}"))
@@ -138,6 +128,10 @@ class SqliteLedger(ProtocolTaskRows):
             raise StorageError("the task ledger is closed")
         return self._conn
 
+    async def ping(self) -> None:
+        """Raise StorageError unless the file answers a query now."""
+        await self._run(lambda: self._db().execute("SELECT 1").fetchone())
+
     async def _write(self, task_id: str, values: dict[str, Any]) -> None:
         now = time.time()
 
@@ -148,32 +142,11 @@ class SqliteLedger(ProtocolTaskRows):
 
         await self._run(write)
 
-    async def _insert(
-        self, task: Task, origin: str, values: dict[str, Any], attempt_id: int | None
-    ) -> None:
-        now = time.time()
-
-        def write() -> None:
-            conn = self._db()
-            with conn:
-                conn.execute(
-                    "INSERT INTO tasks (task_id, status, origin, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(task_id) DO NOTHING",
-                    (task.task_id, task.status.value, origin, now, now),
-                )
-                _update(conn, task.task_id, values, now)
-                if attempt_id is not None:
-                    conn.execute(
-                        "UPDATE create_attempts SET outcome = 'created', task_id = ? "
-                        "WHERE attempt_id = ?",
-                        (task.task_id, attempt_id),
-                    )
-
-        await self._run(write)
-
     # Events
 
-    async def record_attempt(self, request_input: dict[str, Any]) -> int:
+    async def record_attempt(
+        self, request_input: dict[str, Any], *, owner: str = LOCAL_OWNER
+    ) -> int:
         """A create is about to be sent (outcome 'sending')."""
         payload = json.dumps(request_input, sort_keys=True)
 
@@ -181,9 +154,9 @@ class SqliteLedger(ProtocolTaskRows):
             conn = self._db()
             with conn:
                 cursor = conn.execute(
-                    "INSERT INTO create_attempts (sent_at, request_json, outcome) "
-                    "VALUES (?, ?, 'sending')",
-                    (time.time(), payload),
+                    "INSERT INTO create_attempts (sent_at, request_json, outcome, owner) "
+                    "VALUES (?, ?, 'sending', ?)",
+                    (time.time(), payload, owner),
                 )
             return int(cursor.lastrowid or 0)
 
@@ -211,40 +184,67 @@ class SqliteLedger(ProtocolTaskRows):
         attempt_id: int,
         image_source: str | None = None,
         file_name: str | None = None,
+        owner: str = LOCAL_OWNER,
     ) -> None:
-        """A task PiAPI created for `request`, its attempt closed in the same transaction."""
+        """A task PiAPI created for `request`, leased to this process; its attempt closed in the
+        same transaction. The creator owns it even if a webhook recorded it first."""
+        now = time.time()
         values = {
-            "image_source": image_source,
-            "file_name": file_name,
-            "prompt": request.prompt,
-            "model": request.model,
-            "duration": request.duration,
-            "resolution": request.resolution,
-            "image_url": request.image_url,
-            "expand_prompt": int(request.expand_prompt),
-            "estimate_usd": price.usd,
-            "estimate_points": price.points,
-            **_seen(task),
+            **created_values(
+                request, price, image_source=image_source, file_name=file_name, owner=owner
+            ),
+            **seen_values(task),
+            "lease_holder": self._holder,
+            "lease_until": now + self._lease_s,
         }
-        await self._insert(task, "created", values, attempt_id)
+        row = _row(task, "created", values, now)
+        columns = ", ".join(row)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in row if name != "created_at")
 
-    async def record_imported(self, task: Task) -> None:
-        """A task created elsewhere: what its input says, and what it is now."""
-        data = task.input
-        values: dict[str, Any] = {}
-        for name in ("prompt", "model", "image_url"):
-            if isinstance(data.get(name), str) and data[name]:
-                values[name] = data[name]
-        for name in ("duration", "resolution"):
-            if isinstance(data.get(name), int) and not isinstance(data.get(name), bool):
-                values[name] = data[name]
-        if isinstance(data.get("expand_prompt"), bool):
-            values["expand_prompt"] = int(data["expand_prompt"])
-        await self._insert(task, "imported", values | _seen(task), None)
+        def write() -> None:
+            conn = self._db()
+            with conn:
+                conn.execute(
+                    f"INSERT INTO tasks ({columns}) VALUES ({_marks(row)}) "
+                    f"ON CONFLICT(task_id) DO UPDATE SET {updates}",
+                    tuple(row.values()),
+                )
+                conn.execute(
+                    "UPDATE create_attempts SET outcome = 'created', task_id = ? "
+                    "WHERE attempt_id = ?",
+                    (task.task_id, attempt_id),
+                )
+
+        await self._run(write)
+
+    async def record_imported(self, task: Task, *, owner: str = LOCAL_OWNER) -> bool:
+        """A task created elsewhere, leased to this process; False (nothing changed) when the
+        task is already recorded, whoever owns it."""
+        now = time.time()
+        values = {
+            **imported_values(task),
+            **seen_values(task),
+            "owner": owner,
+            "lease_holder": self._holder,
+            "lease_until": now + self._lease_s,
+        }
+        row = _row(task, "imported", values, now)
+
+        def write() -> bool:
+            conn = self._db()
+            with conn:
+                cursor = conn.execute(
+                    f"INSERT INTO tasks ({', '.join(row)}) VALUES ({_marks(row)}) "
+                    "ON CONFLICT(task_id) DO NOTHING",
+                    tuple(row.values()),
+                )
+            return cursor.rowcount == 1
+
+        return await self._run(write)
 
     async def record_seen(self, task: Task) -> None:
         """A fresh snapshot of a known task."""
-        await self._write(task.task_id, _seen(task))
+        await self._write(task.task_id, seen_values(task))
 
     async def record_saved(self, task_id: str, path: Path) -> None:
         """The video is complete at `path`; any earlier save error is cleared."""
@@ -257,7 +257,7 @@ class SqliteLedger(ProtocolTaskRows):
         await self._write(task_id, {"error_kind": kind, "error_message": message})
 
     async def record_lost(self, reason: str) -> int:
-        """End every unfinished task as cancelled with `reason`."""
+        """End every unfinished task as cancelled with `reason` (and free its lease)."""
         now = time.time()
 
         def write() -> int:
@@ -265,8 +265,8 @@ class SqliteLedger(ProtocolTaskRows):
             with conn:
                 cursor = conn.execute(
                     "UPDATE tasks SET status = 'cancelled', error_kind = 'lost', "
-                    "error_message = ?, finished_at = ?, updated_at = ? WHERE status NOT IN "
-                    "('completed', 'failed', 'cancelled')",
+                    "error_message = ?, finished_at = ?, updated_at = ?, lease_holder = NULL, "
+                    "lease_until = NULL WHERE status NOT IN ('completed', 'failed', 'cancelled')",
                     (reason, now, now),
                 )
             return cursor.rowcount
@@ -275,64 +275,39 @@ class SqliteLedger(ProtocolTaskRows):
 
     # Reads
 
-    async def get(self, task_id: str) -> TaskRecord | None:
-        """The row of one task, or None."""
-
-        def read() -> TaskRecord | None:
-            row = self._db().execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
-            return _record(row) if row is not None else None
-
-        return await self._run(read)
-
-    async def recent(self, limit: int, status: TaskStatus | None = None) -> list[TaskRecord]:
-        """Newest tasks first, optionally of one status."""
+    async def _select(self, where: str, params: tuple[Any, ...], tail: str) -> list[TaskRecord]:
+        sql = f"SELECT * FROM tasks WHERE {where} {tail}"
 
         def read() -> list[TaskRecord]:
-            conn = self._db()
-            if status is None:
-                rows = conn.execute(
-                    "SELECT * FROM tasks ORDER BY created_at DESC LIMIT ?", (limit,)
-                ).fetchall()
-            else:
-                rows = conn.execute(
-                    "SELECT * FROM tasks WHERE status = ? ORDER BY created_at DESC LIMIT ?",
-                    (status.value, limit),
-                ).fetchall()
-            return [_record(row) for row in rows]
+            return [task_record(dict(row)) for row in self._db().execute(sql, params)]
 
         return await self._run(read)
 
-    async def created_since(self, epoch: float) -> list[TaskRecord]:
-        """Every task recorded at or after `epoch`, oldest first."""
+    async def get(self, task_id: str, *, owner: str | None = None) -> TaskRecord | None:
+        """The row of one task (of `owner`, when given), or None."""
+        where, params = _owned("task_id = ?", (task_id,), owner)
+        found = await self._select(where, params, "")
+        return found[0] if found else None
 
-        def read() -> list[TaskRecord]:
-            rows = (
-                self._db()
-                .execute("SELECT * FROM tasks WHERE created_at >= ? ORDER BY created_at", (epoch,))
-                .fetchall()
-            )
-            return [_record(row) for row in rows]
+    async def recent(
+        self, limit: int, status: TaskStatus | None = None, *, owner: str | None = None
+    ) -> list[TaskRecord]:
+        """Newest tasks first, optionally of one status and one owner."""
+        where, params = ("status = ?", (status.value,)) if status is not None else ("1", ())
+        where, params = _owned(where, params, owner)
+        return await self._select(where, (*params, limit), "ORDER BY created_at DESC LIMIT ?")
 
-        return await self._run(read)
+    async def created_since(self, epoch: float, *, owner: str | None = None) -> list[TaskRecord]:
+        """Every task recorded at or after `epoch` (of `owner`, when given), oldest first."""
+        where, params = _owned("created_at >= ?", (epoch,), owner)
+        return await self._select(where, params, "ORDER BY created_at")
 
     async def unfinished(self, max_age_s: float) -> list[TaskRecord]:
         """Tasks still worth following: not ended, or completed without a saved file."""
         since = time.time() - max_age_s
-
-        def read() -> list[TaskRecord]:
-            rows = (
-                self._db()
-                .execute(
-                    "SELECT * FROM tasks WHERE created_at >= ? AND (status NOT IN "
-                    "('completed', 'failed', 'cancelled') OR (status = 'completed' AND "
-                    "video_path IS NULL AND video_url IS NOT NULL)) ORDER BY created_at",
-                    (since,),
-                )
-                .fetchall()
-            )
-            return [_record(row) for row in rows]
-
-        return await self._run(read)
+        return await self._select(
+            f"created_at >= ? AND {UNFINISHED_SQL}", (since,), "ORDER BY created_at"
+        )
 
     async def completed_timings(
         self, model: str, duration: int, resolution: int, limit: int
@@ -356,36 +331,26 @@ class SqliteLedger(ProtocolTaskRows):
         return await self._run(read)
 
 
-# Columns added after the first release: (name, SQL type). Old ledger files get them on open.
-_ADDED_COLUMNS = (("image_source", "TEXT"), ("file_name", "TEXT"))
+def _row(task: Task, origin: str, values: dict[str, Any], now: float) -> dict[str, Any]:
+    """Every column of a new row of `tasks`."""
+    return {
+        "task_id": task.task_id,
+        "origin": origin,
+        "created_at": now,
+        "updated_at": now,
+        **values,
+    }
 
 
-def _add_missing_columns(conn: sqlite3.Connection) -> None:
-    present = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
-    for name, sql_type in _ADDED_COLUMNS:
-        if name not in present:
-            conn.execute(f"ALTER TABLE tasks ADD COLUMN {name} {sql_type}")
+def _marks(row: dict[str, Any]) -> str:
+    return ", ".join("?" for _ in row)
 
 
-def _seen(task: Task) -> dict[str, Any]:
-    """The columns one snapshot of a task sets."""
-    values: dict[str, Any] = {"status": task.status.value}
-    if task.video_url:
-        values["video_url"] = task.video_url
-    if task.consumed_points is not None:
-        values["consumed_points"] = task.consumed_points
-    if task.status == TaskStatus.FAILED:
-        values["error_kind"] = "task_failed"
-        values["error_message"] = task.error_message or "no reason given"
-    if task.status.is_terminal:
-        values["finished_at"] = time.time()
-    if task.created_at is not None:
-        values["upstream_created_at"] = task.created_at.isoformat()
-    if task.started_at is not None:
-        values["upstream_started_at"] = task.started_at.isoformat()
-    if task.ended_at is not None:
-        values["upstream_ended_at"] = task.ended_at.isoformat()
-    return values
+def _owned(where: str, params: tuple[Any, ...], owner: str | None) -> tuple[str, tuple[Any, ...]]:
+    """`where` narrowed to one owner's rows, unless `owner` is None (every owner)."""
+    if owner is None:
+        return where, params
+    return f"({where}) AND owner = ?", (*params, owner)
 
 
 def _update(conn: sqlite3.Connection, task_id: str, values: dict[str, Any], now: float) -> None:
@@ -404,14 +369,6 @@ def _make_private(path: Path) -> None:
         path.chmod(0o600)
     elif not path.name.endswith(("-wal", "-shm")):  # SQLite gives those the main file's mode
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-
-
-def _record(row: sqlite3.Row) -> TaskRecord:
-    data = {key: value for key, value in dict(row).items() if key in _READ}
-    data["status"] = TaskStatus.parse(data["status"])
-    if data.get("expand_prompt") is not None:
-        data["expand_prompt"] = bool(data["expand_prompt"])
-    return TaskRecord.model_validate(data)
 
 
 def open_ledger_sync(path: Path) -> closing[sqlite3.Connection]:

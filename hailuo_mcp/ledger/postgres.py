@@ -1,0 +1,400 @@
+"""PostgresLedger: the task ledger in PostgreSQL, shared by replicas (HAILUO_DATABASE_URL).
+
+The same protocol and meaning as SqliteLedger (tests/ledger/test_parity.py runs one suite over
+both). A pool of connections (psycopg_pool) serves the calls; each call is one transaction.
+The pool checks a connection before handing it out, so after a database restart the dead ones
+are dropped and new ones made: a call during the outage raises StorageError within `timeout_s`,
+later calls work again. Leases use the database's clock, never a replica's. Every database
+failure is a StorageError whose message names the server without its password. The schema is
+versioned (pg_migrations.py); the protocol-task rows are in pg_protocol_tasks.py.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import anyio
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from hailuo_mcp.errors import StorageError
+from hailuo_mcp.ledger.pg_migrations import migrate
+from hailuo_mcp.ledger.pg_protocol_tasks import PgProtocolTaskRows
+from hailuo_mcp.ledger.records import LOCAL_OWNER, TaskRecord, TaskTiming
+from hailuo_mcp.ledger.values import (
+    UNFINISHED_SQL,
+    created_values,
+    default_holder,
+    imported_values,
+    seen_values,
+    task_record,
+)
+from hailuo_mcp.models import Task, TaskStatus, VideoRequest
+from hailuo_mcp.pricing import Estimate
+
+T = TypeVar("T")
+Rows = list[dict[str, Any]]
+
+_UNTIL = "clock_timestamp() + make_interval(secs => %s)"
+_FREE = "(lease_holder IS NULL OR lease_until < clock_timestamp())"
+
+
+class PostgresLedger(PgProtocolTaskRows):
+    """The PostgreSQL ledger; open with `async with PostgresLedger(url)`.
+
+    Args:
+        url: a postgresql:// URL (it may carry a password; it never appears in an error).
+        holder: this replica's lease holder id (default: host, pid and a random part).
+        lease_s: how long a lease lasts unless renewed.
+        timeout_s: how long a call waits for a connection before it is a StorageError.
+        pool_size: the most connections this replica opens.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        holder: str | None = None,
+        lease_s: float = 20.0,
+        timeout_s: float = 10.0,
+        pool_size: int = 8,
+    ) -> None:
+        self._url = url
+        self._holder = holder if holder is not None else default_holder()
+        self._lease_s = lease_s
+        self._timeout_s = timeout_s
+        self._connect_timeout = max(1, math.ceil(timeout_s))  # libpq takes whole seconds
+        self._where = _describe(url)
+        self._secrets = _secrets_of(url)
+        self._pool_size = pool_size
+        self._pool: AsyncConnectionPool | None = None
+
+    @property
+    def holder(self) -> str:
+        """This replica's lease holder id."""
+        return self._holder
+
+    async def __aenter__(self) -> PostgresLedger:
+        try:
+            # One plain connection first: its failure says why (refused, no such database,
+            # authentication), where the pool would only say it timed out.
+            conn = await psycopg.AsyncConnection.connect(
+                self._url, connect_timeout=self._connect_timeout
+            )
+            async with conn:
+                await migrate(conn)
+        except psycopg.Error as exc:
+            raise self._storage_error(exc, "could not be opened") from exc
+        pool = AsyncConnectionPool(
+            self._url,
+            min_size=1,
+            max_size=self._pool_size,
+            open=False,
+            timeout=self._timeout_s,
+            # A dead connection (the server restarted) is dropped at checkout, not handed out.
+            check=AsyncConnectionPool.check_connection,
+            kwargs={"connect_timeout": self._connect_timeout},
+            name="hailuo-ledger",
+        )
+        try:
+            await pool.open(wait=True, timeout=self._timeout_s)
+        except psycopg.Error as exc:
+            await pool.close()
+            raise self._storage_error(exc, "could not be opened") from exc
+        self._pool = pool
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    def _storage_error(self, exc: BaseException, what: str = "could not be used") -> StorageError:
+        if isinstance(exc, PoolTimeout):
+            detail = f"no connection within {self._timeout_s:g} s: is the database up?"
+        else:
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+        for secret in self._secrets:
+            detail = detail.replace(secret, "***")
+        return StorageError(f"The task ledger in PostgreSQL at {self._where} {what} ({detail}).")
+
+    async def _run(self, fn: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
+        """Run `fn` in one transaction on a pooled connection; failures become StorageError."""
+        if self._pool is None:
+            raise StorageError("the task ledger is closed")
+        # Shielded: a write that started always completes (invariant 1, as in SqliteLedger);
+        # the pool's timeout bounds the wait.
+        with anyio.CancelScope(shield=True):
+            try:
+                async with self._pool.connection() as conn:
+                    result = await fn(conn)
+            except psycopg.Error as exc:
+                raise self._storage_error(exc) from exc
+        return result
+
+    async def _rows(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> Rows:
+        async def run(conn: AsyncConnection[Any]) -> Rows:
+            async with conn.cursor(row_factory=dict_row) as cursor:
+                await cursor.execute(sql, params)
+                return await cursor.fetchall() if cursor.description else []
+
+        return await self._run(run)
+
+    async def _count(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> int:
+        async def run(conn: AsyncConnection[Any]) -> int:
+            cursor = await conn.execute(sql, params)
+            return cursor.rowcount
+
+        return await self._run(run)
+
+    async def ping(self) -> None:
+        """Raise StorageError unless the database answers a query now."""
+        await self._rows("SELECT 1")
+
+    async def _write(self, task_id: str, values: dict[str, Any]) -> None:
+        columns = ", ".join(f"{name} = %s" for name in values)
+        await self._count(
+            f"UPDATE tasks SET {columns}, updated_at = %s WHERE task_id = %s",
+            (*values.values(), time.time(), task_id),
+        )
+
+    # Events
+
+    async def record_attempt(
+        self, request_input: dict[str, Any], *, owner: str = LOCAL_OWNER
+    ) -> int:
+        """A create is about to be sent (outcome 'sending')."""
+        rows = await self._rows(
+            "INSERT INTO create_attempts (sent_at, request_json, outcome, owner) "
+            "VALUES (%s, %s, 'sending', %s) RETURNING attempt_id",
+            (time.time(), Jsonb(request_input), owner),
+        )
+        return int(rows[0]["attempt_id"])
+
+    async def record_attempt_failed(self, attempt_id: int, kind: str, message: str) -> None:
+        """Why an attempt made no task we know of."""
+        await self._count(
+            "UPDATE create_attempts SET outcome = %s, message = %s WHERE attempt_id = %s",
+            (kind, message, attempt_id),
+        )
+
+    async def record_created(
+        self,
+        task: Task,
+        request: VideoRequest,
+        price: Estimate,
+        *,
+        attempt_id: int,
+        image_source: str | None = None,
+        file_name: str | None = None,
+        owner: str = LOCAL_OWNER,
+    ) -> None:
+        """A task PiAPI created for `request`, leased to this replica; its attempt closed in
+        the same transaction. The creator owns it even if a webhook recorded it first."""
+        values = created_values(
+            request, price, image_source=image_source, file_name=file_name, owner=owner
+        ) | seen_values(task)
+        row = _row(task, "created", values)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in row if name != "created_at")
+
+        async def run(conn: AsyncConnection[Any]) -> None:
+            await conn.execute(
+                f"INSERT INTO tasks ({', '.join(row)}, lease_holder, lease_until) "
+                f"VALUES ({_marks(row)}, %s, {_UNTIL}) ON CONFLICT (task_id) DO UPDATE SET "
+                f"{updates}, lease_holder = excluded.lease_holder, "
+                "lease_until = excluded.lease_until",
+                (*row.values(), self._holder, self._lease_s),
+            )
+            await conn.execute(
+                "UPDATE create_attempts SET outcome = 'created', task_id = %s "
+                "WHERE attempt_id = %s",
+                (task.task_id, attempt_id),
+            )
+
+        await self._run(run)
+
+    async def record_imported(self, task: Task, *, owner: str = LOCAL_OWNER) -> bool:
+        """A task created elsewhere, leased to this replica; False (nothing changed) when the
+        task is already recorded, whoever owns it."""
+        row = _row(task, "imported", imported_values(task) | seen_values(task) | {"owner": owner})
+        return (
+            await self._count(
+                f"INSERT INTO tasks ({', '.join(row)}, lease_holder, lease_until) "
+                f"VALUES ({_marks(row)}, %s, {_UNTIL}) ON CONFLICT (task_id) DO NOTHING",
+                (*row.values(), self._holder, self._lease_s),
+            )
+            == 1
+        )
+
+    async def record_seen(self, task: Task) -> None:
+        """A fresh snapshot of a known task."""
+        await self._write(task.task_id, seen_values(task))
+
+    async def record_saved(self, task_id: str, path: Path) -> None:
+        """The video is complete at `path`; any earlier save error is cleared."""
+        await self._write(
+            task_id, {"video_path": str(path), "error_kind": None, "error_message": None}
+        )
+
+    async def record_save_failed(self, task_id: str, kind: str, message: str) -> None:
+        """The video could not be saved (it is still at its URL for a while)."""
+        await self._write(task_id, {"error_kind": kind, "error_message": message})
+
+    async def record_lost(self, reason: str) -> int:
+        """End every unfinished task as cancelled with `reason` (and free its lease)."""
+        now = time.time()
+        return await self._count(
+            "UPDATE tasks SET status = 'cancelled', error_kind = 'lost', error_message = %s, "
+            "finished_at = %s, updated_at = %s, lease_holder = NULL, lease_until = NULL "
+            "WHERE status NOT IN ('completed', 'failed', 'cancelled')",
+            (reason, now, now),
+        )
+
+    # Reads
+
+    async def _select(self, where: str, params: tuple[Any, ...], tail: str) -> list[TaskRecord]:
+        rows = await self._rows(f"SELECT * FROM tasks WHERE {where} {tail}", params)
+        return [task_record(row) for row in rows]
+
+    async def get(self, task_id: str, *, owner: str | None = None) -> TaskRecord | None:
+        """The row of one task (of `owner`, when given), or None."""
+        where, params = _owned("task_id = %s", (task_id,), owner)
+        found = await self._select(where, params, "")
+        return found[0] if found else None
+
+    async def recent(
+        self, limit: int, status: TaskStatus | None = None, *, owner: str | None = None
+    ) -> list[TaskRecord]:
+        """Newest tasks first, optionally of one status and one owner."""
+        where, params = ("status = %s", (status.value,)) if status is not None else ("true", ())
+        where, params = _owned(where, params, owner)
+        return await self._select(where, (*params, limit), "ORDER BY created_at DESC LIMIT %s")
+
+    async def created_since(self, epoch: float, *, owner: str | None = None) -> list[TaskRecord]:
+        """Every task recorded at or after `epoch` (of `owner`, when given), oldest first."""
+        where, params = _owned("created_at >= %s", (epoch,), owner)
+        return await self._select(where, params, "ORDER BY created_at")
+
+    async def unfinished(self, max_age_s: float) -> list[TaskRecord]:
+        """Tasks still worth following: not ended, or completed without a saved file."""
+        since = time.time() - max_age_s
+        return await self._select(
+            f"created_at >= %s AND {UNFINISHED_SQL}", (since,), "ORDER BY created_at"
+        )
+
+    async def completed_timings(
+        self, model: str, duration: int, resolution: int, limit: int
+    ) -> list[TaskTiming]:
+        """Queue and generation seconds of the newest completed tasks of one kind."""
+        rows = await self._rows(
+            "SELECT upstream_created_at, upstream_started_at, upstream_ended_at FROM tasks "
+            "WHERE status = 'completed' AND model = %s AND duration = %s AND resolution = %s "
+            "AND upstream_started_at IS NOT NULL AND upstream_ended_at IS NOT NULL "
+            "ORDER BY created_at DESC LIMIT %s",
+            (model, duration, resolution, limit),
+        )
+        timings = (
+            TaskTiming.from_stamps(
+                row["upstream_created_at"].isoformat() if row["upstream_created_at"] else None,
+                row["upstream_started_at"].isoformat(),
+                row["upstream_ended_at"].isoformat(),
+            )
+            for row in rows
+        )
+        return [timing for timing in timings if timing is not None]
+
+    # Leases (the database's clock)
+
+    async def claim(self, task_id: str) -> bool:
+        """Take or keep the lease on one task: True when this replica holds it now."""
+        count = await self._count(
+            f"UPDATE tasks SET lease_holder = %s, lease_until = {_UNTIL} "
+            f"WHERE task_id = %s AND (lease_holder = %s OR {_FREE})",
+            (self._holder, self._lease_s, task_id, self._holder),
+        )
+        return count == 1
+
+    async def renew(self, task_ids: list[str]) -> set[str]:
+        """Extend this replica's leases on `task_ids`; returns the ids it still holds."""
+        if not task_ids:
+            return set()
+        rows = await self._rows(
+            f"UPDATE tasks SET lease_until = {_UNTIL} WHERE lease_holder = %s "
+            "AND task_id = ANY(%s) RETURNING task_id",
+            (self._lease_s, self._holder, list(task_ids)),
+        )
+        return {row["task_id"] for row in rows}
+
+    async def release(self, task_id: str) -> None:
+        """Give up this replica's lease on one task (another's lease is left alone)."""
+        await self._count(
+            "UPDATE tasks SET lease_holder = NULL, lease_until = NULL "
+            "WHERE task_id = %s AND lease_holder = %s",
+            (task_id, self._holder),
+        )
+
+    async def claim_orphans(self, max_age_s: float, limit: int) -> list[TaskRecord]:
+        """Unfinished recent tasks with a free or expired lease, leased to this replica.
+
+        One statement: rows another replica is claiming at the same moment are skipped
+        (SKIP LOCKED), and a row it has just claimed fails the lease test on recheck.
+        """
+        rows = await self._rows(
+            "WITH orphans AS (SELECT task_id FROM tasks WHERE created_at >= %s AND "
+            f"{UNFINISHED_SQL} AND {_FREE} ORDER BY created_at LIMIT %s "
+            "FOR UPDATE SKIP LOCKED) "
+            f"UPDATE tasks SET lease_holder = %s, lease_until = {_UNTIL} FROM orphans "
+            "WHERE tasks.task_id = orphans.task_id RETURNING tasks.*",
+            (time.time() - max_age_s, limit, self._holder, self._lease_s),
+        )
+        return sorted((task_record(row) for row in rows), key=lambda record: record.created_at)
+
+
+def _row(task: Task, origin: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Every column of a new row of `tasks` but its lease."""
+    now = time.time()
+    return {
+        "task_id": task.task_id,
+        "origin": origin,
+        "created_at": now,
+        "updated_at": now,
+        **values,
+    }
+
+
+def _marks(row: dict[str, Any]) -> str:
+    return ", ".join("%s" for _ in row)
+
+
+def _owned(where: str, params: tuple[Any, ...], owner: str | None) -> tuple[str, tuple[Any, ...]]:
+    """`where` narrowed to one owner's rows, unless `owner` is None (every owner)."""
+    if owner is None:
+        return where, params
+    return f"({where}) AND owner = %s", (*params, owner)
+
+
+def _describe(url: str) -> str:
+    """The server and database of `url`, without user or password (for messages)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a number: say nothing of it rather than fail while failing
+        port = ""
+    database = parts.path.lstrip("/") or "(default database)"
+    return f"{host}{port}/{database}"
+
+
+def _secrets_of(url: str) -> tuple[str, ...]:
+    """Passwords in `url` (its user part or ?password=), as written and decoded."""
+    parts = urlsplit(url)
+    found = [parts.password or ""] + parse_qs(parts.query).get("password", [])
+    return tuple({text for password in found if password for text in (password, unquote(password))})
