@@ -7,6 +7,7 @@ Where the keys are: HAILUO_OAUTH_JWKS_URL, or the `jwks_uri` of the issuer's met
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -45,6 +46,23 @@ def metadata_urls(issuer: str) -> list[str]:
     )
     oidc = issuer.rstrip("/") + "/.well-known/openid-configuration"
     return [rfc8414, oidc]
+
+
+def safe_url(url: object) -> bool:
+    """Whether keys may be fetched from `url`: https, or http on a loopback host (tests)."""
+    if not isinstance(url, str):
+        return False
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    if parts.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
 
 
 def _keys(document: Any) -> dict[str, jwt.PyJWK]:
@@ -145,9 +163,10 @@ class JwksCache:
                 logger.warning("issuer metadata at %s names another issuer", url)
                 continue
             jwks_uri = metadata.get("jwks_uri")
-            if isinstance(jwks_uri, str) and jwks_uri.startswith(("https://", "http://")):
+            if isinstance(jwks_uri, str) and safe_url(jwks_uri):
                 self._jwks_url = jwks_uri
                 return jwks_uri
+            logger.warning("issuer metadata at %s has no https jwks_uri", url)
         raise JwksError(
             f"the issuer {self._issuer} publishes no jwks_uri; set HAILUO_OAUTH_JWKS_URL"
         )
