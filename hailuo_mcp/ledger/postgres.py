@@ -5,8 +5,8 @@ both). A pool of connections (psycopg_pool) serves the calls; each call is one t
 The pool checks a connection before handing it out, so after a database restart the dead ones
 are dropped and new ones made: a call during the outage raises StorageError within `timeout_s`,
 later calls work again. Leases use the database's clock, never a replica's. Every database
-failure is a StorageError whose message names the server without its password. The schema is
-versioned (pg_migrations.py); the protocol-task rows are in pg_protocol_tasks.py.
+failure is a StorageError whose message names the server without its password (pg_errors.py).
+The schema is versioned (pg_migrations.py); the protocol-task rows are in pg_protocol_tasks.py.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import anyio
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from hailuo_mcp.errors import StorageError
+from hailuo_mcp.ledger.pg_errors import StorageErrors
 from hailuo_mcp.ledger.pg_migrations import migrate
 from hailuo_mcp.ledger.pg_protocol_tasks import PgProtocolTaskRows
 from hailuo_mcp.ledger.records import LOCAL_OWNER, TaskRecord, TaskTiming
@@ -72,8 +72,7 @@ class PostgresLedger(PgProtocolTaskRows):
         self._lease_s = lease_s
         self._timeout_s = timeout_s
         self._connect_timeout = max(1, math.ceil(timeout_s))  # libpq takes whole seconds
-        self._where = _describe(url)
-        self._secrets = _secrets_of(url)
+        self._errors = StorageErrors(url, timeout_s=timeout_s)
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool | None = None
 
@@ -92,7 +91,7 @@ class PostgresLedger(PgProtocolTaskRows):
             async with conn:
                 await migrate(conn)
         except psycopg.Error as exc:
-            raise self._storage_error(exc, "could not be opened") from exc
+            raise self._errors.of(exc, "could not be opened") from exc
         pool = AsyncConnectionPool(
             self._url,
             min_size=1,
@@ -108,7 +107,7 @@ class PostgresLedger(PgProtocolTaskRows):
             await pool.open(wait=True, timeout=self._timeout_s)
         except psycopg.Error as exc:
             await pool.close()
-            raise self._storage_error(exc, "could not be opened") from exc
+            raise self._errors.of(exc, "could not be opened") from exc
         self._pool = pool
         return self
 
@@ -116,15 +115,6 @@ class PostgresLedger(PgProtocolTaskRows):
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
-
-    def _storage_error(self, exc: BaseException, what: str = "could not be used") -> StorageError:
-        if isinstance(exc, PoolTimeout):
-            detail = f"no connection within {self._timeout_s:g} s: is the database up?"
-        else:
-            detail = " ".join(str(exc).split()) or type(exc).__name__
-        for secret in self._secrets:
-            detail = detail.replace(secret, "***")
-        return StorageError(f"The task ledger in PostgreSQL at {self._where} {what} ({detail}).")
 
     async def _run(self, fn: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
         """Run `fn` in one transaction on a pooled connection; failures become StorageError."""
@@ -137,7 +127,7 @@ class PostgresLedger(PgProtocolTaskRows):
                 async with self._pool.connection() as conn:
                     result = await fn(conn)
             except psycopg.Error as exc:
-                raise self._storage_error(exc) from exc
+                raise self._errors.of(exc) from exc
         return result
 
     async def _rows(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> Rows:
@@ -379,22 +369,3 @@ def _owned(where: str, params: tuple[Any, ...], owner: str | None) -> tuple[str,
     if owner is None:
         return where, params
     return f"({where}) AND owner = %s", (*params, owner)
-
-
-def _describe(url: str) -> str:
-    """The server and database of `url`, without user or password (for messages)."""
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:  # not a number: say nothing of it rather than fail while failing
-        port = ""
-    database = parts.path.lstrip("/") or "(default database)"
-    return f"{host}{port}/{database}"
-
-
-def _secrets_of(url: str) -> tuple[str, ...]:
-    """Passwords in `url` (its user part or ?password=), as written and decoded."""
-    parts = urlsplit(url)
-    found = [parts.password or ""] + parse_qs(parts.query).get("password", [])
-    return tuple({text for password in found if password for text in (password, unquote(password))})

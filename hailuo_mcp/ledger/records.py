@@ -120,7 +120,11 @@ class TaskLedger(Protocol):
     Leases: a ledger instance is one replica (its `holder` id). Only the holder of a task's lease
     follows it and saves its video, so an unfinished task is followed by one live replica at a
     time and saved once. A lease lasts `lease_s` seconds unless renewed; a dead replica's leases
-    expire and `claim_orphans` hands its tasks to another.
+    expire and `claim_orphans` hands its tasks to another. PostgreSQL times leases on the
+    database's clock; SQLite, shared by processes of one machine, also frees at once a lease
+    whose holder (host:pid:token) names this host and a process that has ended.
+    `record_created` and a `record_imported` that inserted lease the row to this replica.
+    docs/LEDGER.md.
     """
 
     @property
