@@ -2,11 +2,12 @@
 
 Hosts that render MCP Apps (`io.modelcontextprotocol/ui`, spec 2026-01-26) show
 generate_video's and get_task's results in this view. It plays the *saved* file, whose bytes it
-reads through the host (`resources/read` of ``hailuo://videos/<task_id>.mp4``), so it works
-after PiAPI's URL expires and when the server is remote. While a task runs it follows it with
-get_task through the host. It needs no network and no external resource: the resource declares
-an empty CSP and the page adds its own, which allows only its one script and one style sheet
-(by hash) and ``data:`` images and media. See docs/APPS.md.
+reads through the host in parts (`resources/read` of
+``hailuo://videos/<task_id>.mp4/parts/<index>``, one after another), so it works after PiAPI's
+URL expires and when the server is remote, and no message carries more than one part. While a
+task runs it follows it with get_task through the host. It needs no network and no external
+resource: the resource declares an empty CSP and the page adds its own, which allows only its
+one script and one style sheet (by hash) and ``data:`` images and media. See docs/APPS.md.
 """
 
 from __future__ import annotations
@@ -20,11 +21,16 @@ from typing import Any
 
 from mcp.server.apps import Apps, ResourceCsp
 
+from hailuo_mcp.digests import PART_BYTES, part_count
+
 PLAYER_URI = "ui://hailuo/player.html"
 # Tool `_meta` binding a tool's results to the player (what `Apps.tool` stamps).
 PLAYER_TOOL_META: dict[str, Any] = {"ui": {"resourceUri": PLAYER_URI}}
 # Result `_meta` key of the hints only the player reads (sent to Apps clients only).
 PLAYER_META_KEY = "io.github.hailuo-mcp/player"
+# One part of a saved video (task_resource.py serves it), and its `_meta` key.
+VIDEO_PART_URI = "hailuo://videos/{task_id}.mp4/parts/{index}"
+PART_META_KEY = "io.github.hailuo-mcp/part"
 
 _INLINE = {
     "script": re.compile(r"<script>(.*?)</script>", re.DOTALL),
@@ -83,8 +89,22 @@ def build_apps() -> Apps:
     return apps
 
 
+def video_part_uri(task_id: str, index: int) -> str:
+    """The resource URI of one part of a task's saved video."""
+    return VIDEO_PART_URI.format(task_id=task_id, index=index)
+
+
+def parts_hint(task_id: str, size: int) -> dict[str, Any]:
+    """How a saved video of ``size`` bytes is read in parts: their URI template and count."""
+    return {
+        "uri_template": VIDEO_PART_URI.replace("{task_id}", task_id),
+        "count": part_count(size),
+        "part_bytes": PART_BYTES,
+    }
+
+
 def player_hints(task_id: str, video_uri: str, size: int, sha256: str) -> dict[str, Any]:
-    """The result `_meta` the player reads: which resource to read, and how to check it."""
+    """The result `_meta` the player reads: which resources to read, and how to check them."""
     return {
         PLAYER_META_KEY: {
             "task_id": task_id,
@@ -92,5 +112,6 @@ def player_hints(task_id: str, video_uri: str, size: int, sha256: str) -> dict[s
             "mime_type": "video/mp4",
             "size": size,
             "sha256": sha256,
+            "parts": parts_hint(task_id, size),
         }
     }

@@ -16,8 +16,11 @@ from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import (
     CallToolResult,
+    InputRequiredResult,
     ListResourcesResult,
     PaginatedRequestParams,
+    ReadResourceRequestParams,
+    ReadResourceResult,
     Resource,
     TextContent,
     ToolAnnotations,
@@ -53,7 +56,7 @@ from hailuo_mcp.prompts import register_prompts
 from hailuo_mcp.results import TaskList, VideoResult
 from hailuo_mcp.runtime import Runtime, open_runtime, runtime_of
 from hailuo_mcp.spending import wall_clock
-from hailuo_mcp.task_resource import register_task_resource
+from hailuo_mcp.task_resource import read_video_resource, register_task_resource
 from hailuo_mcp.tool_results import (
     VIDEO_URI,
     error_result,
@@ -179,6 +182,16 @@ class HailuoServer(MCPServer[Runtime]):
                 )
             )
         return ListResourcesResult(resources=[*listed.resources, *videos])
+
+    async def _handle_read_resource(
+        self, ctx: ServerRequestContext[Runtime], params: ReadResourceRequestParams
+    ) -> ReadResourceResult | InputRequiredResult:
+        # Saved videos and their parts are encoded from disk (task_resource.py), not through
+        # the SDK's bytes -> base64 copies; every other URI is the SDK's.
+        streamed = await read_video_resource(ctx, params.uri)
+        if streamed is not None:
+            return streamed
+        return await super()._handle_read_resource(ctx, params)
 
 
 def build_server(

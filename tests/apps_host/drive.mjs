@@ -12,7 +12,8 @@
 //    ext-apps AppBridge. Pages are served by request interception: no port, no network.
 // 3. Calls the tool on the server and delivers its input and result through the bridge; the
 //    view's own requests (resources/read, tools/call) are forwarded to the server.
-// 4. Waits until the <video> plays, samples it, takes a screenshot.
+// 4. Waits until the <video> plays, samples it, takes a screenshot. Every status the view
+//    showed on the way (the loading progress of each part too) is in shown.statusLog.
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -141,12 +142,20 @@ async function main() {
       throw new Error(`the test host does not forward ${method}`);
     });
     await page.goto(`${HOST_ORIGIN}/host.html`);
+    const frame = await waitForFrame(page, `${VIEW_ORIGIN}/view.html`, timeoutMs);
+    // Every status text the view shows, however briefly (the loading progress among them).
+    await frame.waitForSelector("#status");
+    await frame.evaluate(() => {
+      const status = document.getElementById("status");
+      window.statusLog = [status.textContent];
+      new MutationObserver(() => window.statusLog.push(status.textContent))
+        .observe(status, { childList: true, characterData: true, subtree: true });
+    });
 
     const result = await client.callTool(request.call, { timeout: timeoutMs });
     out.result = result;
     await page.evaluate(([input, res]) => window.deliver(input, res), [request.call.arguments, result]);
 
-    const frame = await waitForFrame(page, `${VIEW_ORIGIN}/view.html`, timeoutMs);
     const deadline = Date.now() + timeoutMs;
     // Follow the view until its <video> plays, noting each status it shows on the way.
     for (;;) {
@@ -174,6 +183,9 @@ async function main() {
         srcScheme: v.currentSrc.split(":")[0],
         posterScheme: v.poster ? v.poster.slice(0, 22) : "",
         sha256: document.body.dataset.sha256 || null,
+        parts: document.body.dataset.parts || null,
+        progressHidden: document.getElementById("progress")?.classList.contains("hidden") ?? null,
+        statusLog: window.statusLog,
         prompt: text("prompt"),
         model: text("model"),
         duration: text("duration"),

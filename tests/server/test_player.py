@@ -2,7 +2,8 @@
 
 A client that advertises MCP Apps (``io.modelcontextprotocol/ui`` with the app MIME type) gets
 the player's hints in generate_video's and get_task's results; one that does not gets the same
-result without them. The browser half is tests/server/test_player_browser.py.
+result without them. Saved videos read back whole and in parts, and only from the output folder.
+The browser half is tests/server/test_player_browser.py.
 """
 
 from __future__ import annotations
@@ -21,11 +22,27 @@ import pytest
 from mcp import Client
 from mcp.client.extension import advertise
 from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
-from mcp.types import BlobResourceContents, CallToolResult, TextResourceContents
+from mcp.shared.exceptions import MCPError
+from mcp.types import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    BlobResourceContents,
+    CallToolResult,
+    TextResourceContents,
+)
 
 from hailuo_mcp.config import Settings
+from hailuo_mcp.digests import PART_BYTES
 from hailuo_mcp.emulator import Emulator, EmulatorConfig
-from hailuo_mcp.player import PLAYER_META_KEY, PLAYER_URI, page_csp, player_html
+from hailuo_mcp.player import (
+    PART_META_KEY,
+    PLAYER_META_KEY,
+    PLAYER_URI,
+    VIDEO_PART_URI,
+    page_csp,
+    player_html,
+    video_part_uri,
+)
 from hailuo_mcp.server import build_server
 from hailuo_mcp.task_resource import TASK_URI, task_uri
 from hailuo_mcp.tool_results import SHA256_META_KEY, video_uri
@@ -119,6 +136,11 @@ async def test_a_client_with_apps_gets_the_players_hints_to_read_and_check_the_s
         "mime_type": "video/mp4",
         "size": video.stat().st_size,
         "sha256": sha256(video),
+        "parts": {
+            "uri_template": f"{video_uri(data['task_id'])}/parts/{{index}}",
+            "count": 1,
+            "part_bytes": PART_BYTES,
+        },
     }
     # get_task of the saved task: the same hints, from the ledger.
     again = await apps_client.call_tool("get_task", {"task_id": data["task_id"]})
@@ -155,6 +177,11 @@ async def test_a_task_is_a_resource_with_its_json_from_the_ledger(apps_client: C
         "size": video.stat().st_size,
         "sha256": sha256(video),
         "mime_type": "video/mp4",
+        "parts": {
+            "uri_template": f"{video_uri(data['task_id'])}/parts/{{index}}",
+            "count": 1,
+            "part_bytes": PART_BYTES,
+        },
     }
 
 
@@ -197,3 +224,143 @@ async def test_saved_videos_are_listed_with_size_and_sha256_and_read_back_byte_i
         read = base64.b64decode(content.blob)
         assert read == video.read_bytes()
         assert hashlib.sha256(read).hexdigest() == (entry.meta or {})[SHA256_META_KEY]
+
+
+def grow(path: Path, size: int) -> None:
+    """Make a saved file ``size`` bytes long with bytes that differ from part to part."""
+    missing = size - path.stat().st_size
+    with path.open("ab") as file:
+        file.write(bytes(range(256)) * (missing // 256) + bytes(missing % 256))
+
+
+async def read_blob(client: Client, uri: str) -> BlobResourceContents:
+    (content,) = (await client.read_resource(uri)).contents
+    assert isinstance(content, BlobResourceContents) and str(content.uri) == uri
+    assert content.mime_type == "video/mp4"
+    return content
+
+
+async def read_error(client: Client, uri: str) -> MCPError:
+    with pytest.raises(MCPError) as caught:
+        await client.read_resource(uri)
+    return caught.value
+
+
+@pytest.mark.parametrize("mode", ["2026-07-28", "legacy"])
+async def test_a_video_reads_back_byte_identical_whole_and_reassembled_from_its_parts(
+    settings: Settings, mode: str
+) -> None:
+    async with Client(build_server(settings), mode=mode) as client:
+        data = (await generate(client)).structured_content or {}
+        task_id, video = data["task_id"], Path(data["video_path"])
+        grow(video, 2 * PART_BYTES + 1000)  # three parts, the last one short
+        templates = (await client.list_resource_templates()).resource_templates
+        assert VIDEO_PART_URI in {template.uri_template for template in templates}
+
+        whole = await read_blob(client, video_uri(task_id))
+        assert base64.b64decode(whole.blob) == video.read_bytes()
+        assert (whole.meta or {})[PART_META_KEY]["count"] == 3
+
+        parts = []
+        for index in range(3):
+            part = await read_blob(client, video_part_uri(task_id, index))
+            facts = (part.meta or {})[PART_META_KEY]
+            raw = base64.b64decode(part.blob)
+            assert facts == {
+                "index": index,
+                "count": 3,
+                "offset": index * PART_BYTES,
+                "size": len(raw),
+                "file_size": video.stat().st_size,
+                "part_bytes": PART_BYTES,
+                "sha256": hashlib.sha256(raw).hexdigest(),
+            }
+            parts.append(raw)
+        assert [len(raw) for raw in parts] == [PART_BYTES, PART_BYTES, 1000]
+        assert b"".join(parts) == video.read_bytes()
+
+        (content,) = (await client.read_resource(task_uri(task_id))).contents
+        assert isinstance(content, TextResourceContents)
+        assert json.loads(content.text)["video"]["parts"]["count"] == 3
+
+
+@pytest.mark.parametrize(
+    ("index", "rule"),
+    [
+        ("3", "index: must be from 0 to 2: the video of task {task_id} has 3 parts"),
+        ("1000000000", "index: must be a part number"),
+        ("-1", "index: must be a part number"),
+        ("01", "without sign or leading zeros, not '01'"),
+        ("x", "index: must be a part number"),
+        ("", "index: must be a part number"),
+    ],
+)
+async def test_a_bad_part_index_is_an_invalid_params_error_naming_the_index_and_its_rule(
+    plain_client: Client, index: str, rule: str
+) -> None:
+    data = (await generate(plain_client)).structured_content or {}
+    grow(Path(data["video_path"]), 2 * PART_BYTES + 1)
+    uri = f"{video_uri(data['task_id'])}/parts/{index}"
+    error = await read_error(plain_client, uri)
+    assert error.code == INVALID_PARAMS and error.data == {"uri": uri}
+    assert rule.format(task_id=data["task_id"]) in error.message
+
+
+@pytest.mark.parametrize(
+    ("task_id", "rule"),
+    [
+        (
+            "0123456789abcdef0123456789abcdef",
+            "task_id: task 0123456789abcdef0123456789abcdef is not in this server's ledger",
+        ),
+        ("not a task id", "task_id: not a task id"),
+    ],
+)
+async def test_an_unknown_task_has_no_video_and_no_parts(
+    plain_client: Client, task_id: str, rule: str
+) -> None:
+    for uri in (video_uri(task_id), video_part_uri(task_id, 0)):
+        error = await read_error(plain_client, uri)
+        assert error.code == INVALID_PARAMS and rule in error.message, error.message
+
+
+async def test_a_running_task_has_no_video_to_read_yet(plain_client: Client) -> None:
+    result = await plain_client.call_tool(
+        "generate_video", {"prompt": "a slow sunrise", "wait_seconds": 0}
+    )
+    task_id = (result.structured_content or {})["task_id"]
+    error = await read_error(plain_client, video_part_uri(task_id, 0))
+    assert f"task_id: task {task_id} has no saved video (yet)" in error.message
+
+
+async def test_a_saved_file_linked_out_of_the_output_folder_is_never_served(
+    plain_client: Client, tmp_path: Path
+) -> None:
+    data = (await generate(plain_client)).structured_content or {}
+    task_id, video = data["task_id"], Path(data["video_path"])
+    secret = tmp_path / "elsewhere" / "secret.mp4"
+    secret.parent.mkdir()
+    secret.write_bytes(b"not for the client")
+    video.unlink()
+    video.symlink_to(secret)
+    for uri in (video_uri(task_id), video_part_uri(task_id, 0)):
+        error = await read_error(plain_client, uri)
+        assert error.code == INTERNAL_ERROR
+        assert "not a file inside this server's output folder (HAILUO_OUTPUT_DIR)" in error.message
+        assert str(secret) not in error.message
+    (content,) = (await plain_client.read_resource(task_uri(task_id))).contents
+    assert isinstance(content, TextResourceContents)
+    assert json.loads(content.text)["video"] is None
+
+
+async def test_a_video_the_ledger_places_outside_the_output_folder_is_never_served(
+    settings: Settings, tmp_path: Path
+) -> None:
+    async with Client(build_server(settings)) as client:
+        data = (await generate(client)).structured_content or {}
+    # The same ledger, another output folder: the saved file is outside it now.
+    moved = settings.model_copy(update={"output_dir": tmp_path / "other videos"})
+    async with Client(build_server(moved)) as client:
+        for uri in (video_uri(data["task_id"]), video_part_uri(data["task_id"], 0)):
+            error = await read_error(client, uri)
+            assert "not a file inside this server's output folder" in error.message

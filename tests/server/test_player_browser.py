@@ -4,8 +4,8 @@
 Apps advertised), loads the tool's ``ui://`` view in a sandboxed iframe under the CSP a host
 builds from the resource's metadata, inside a page running the ext-apps host bridge
 (``AppBridge``), calls the tool and delivers its real result through the bridge. The view
-reads the saved video through the bridge and plays it. Nothing is skipped: without Chromium or
-the node packages the tests fail and say to run ``.ci/browser.sh``.
+reads the saved video through the bridge, one part after another, and plays it. Nothing is
+skipped: without Chromium or the node packages the tests fail and say to run ``.ci/browser.sh``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import shutil
+import struct
 import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -25,8 +26,9 @@ import pytest
 from mcp import Client
 from PIL import Image
 
+from hailuo_mcp.digests import PART_BYTES, part_count
 from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
-from hailuo_mcp.player import PLAYER_META_KEY, PLAYER_URI
+from hailuo_mcp.player import PLAYER_META_KEY, PLAYER_URI, video_part_uri
 from hailuo_mcp.server import build_server
 from tests.interop_support import REPO_ROOT, hailuo_command, node, server_env
 from tests.support import KEY, make_settings
@@ -86,10 +88,12 @@ def drive(
 
 
 def assert_played_the_saved_file(answer: Mapping[str, Any], tmp_path: Path, task_id: str) -> Path:
-    """The <video> played the saved file, read through the host; no error, nothing fetched."""
+    """The <video> played the saved file, read through the host in parts; no error, nothing
+    fetched."""
     shown = answer["shown"]
     video = Path(shown["file"])
     assert video.is_file() and video.suffix == ".mp4", shown
+    count = part_count(video.stat().st_size)
     assert answer["console"] == [], answer["console"]
     first, last = shown["times"]
     assert last > first and not shown["paused"], shown
@@ -97,10 +101,16 @@ def assert_played_the_saved_file(answer: Mapping[str, Any], tmp_path: Path, task
     assert (shown["videoWidth"], shown["videoHeight"]) == (480, 270)  # the sample's size
     # The page checked the bytes it played against the sha256 the result gave.
     assert shown["sha256"] == "verified"
+    # One part after another, each part once; the loading progress shown for each.
     reads = [call for call in answer["appCalls"] if call["method"] == "resources/read"]
     assert reads == [
-        {"method": "resources/read", "params": {"uri": f"hailuo://videos/{task_id}.mp4"}}
+        {"method": "resources/read", "params": {"uri": video_part_uri(task_id, index)}}
+        for index in range(count)
     ]
+    assert shown["parts"] == f"{count}/{count}" and shown["progressHidden"] is True
+    progress = [text for text in shown["statusLog"] if "% (part " in text]
+    assert progress[-1] == f"Loading the saved video… 100% (part {count} of {count})", progress
+    assert len(progress) == count, shown["statusLog"]
     # Only the two pages were requested: the video never came from PiAPI's URL.
     assert answer["requests"] == [
         "http://127.0.0.1:8765/host.html",
@@ -168,16 +178,28 @@ async def _generate_in_process(emulator: Emulator, tmp_path: Path) -> dict[str, 
     return dict(result.structured_content or {})
 
 
+def pad_mp4(path: Path, size: int) -> None:
+    """Make an MP4 ``size`` bytes long, still playable: a trailing ``free`` box (ISO 14496-12)."""
+    filler = size - path.stat().st_size
+    assert filler >= 8
+    with path.open("ab") as file:
+        file.write(struct.pack(">I", filler) + b"free" + bytes(filler - 8))
+
+
 def test_the_player_plays_the_saved_file_after_piapi_and_its_url_are_gone(
     emulator_config: EmulatorConfig, tmp_path: Path
 ) -> None:
     with running_emulator(replace(emulator_config, speed=100.0)) as emulator:
         saved = anyio.run(_generate_in_process, emulator, tmp_path)
         env = server_env(emulator, tmp_path)
+    # A video of three parts (the last one short): the player reads each and assembles them.
+    pad_mp4(Path(saved["video_path"]), 2 * PART_BYTES + 12345)
     # PiAPI is gone (its URL with it); the ledger and the saved file remain.
     answer = drive(env, tmp_path, "get_task", {"task_id": saved["task_id"]})
     assert answer["result"]["structuredContent"]["video_url"] == saved["video_url"]
     video = assert_played_the_saved_file(answer, tmp_path, saved["task_id"])
     assert video == Path(saved["video_path"])
+    assert answer["shown"]["parts"] == "3/3"
+    assert answer["result"]["_meta"][PLAYER_META_KEY]["parts"]["count"] == 3
     poster = next(b for b in answer["result"]["content"] if b["type"] == "image")
     assert base64.b64decode(poster["data"])[:2] == b"\xff\xd8"  # a JPEG
