@@ -5,9 +5,12 @@ Nothing rewrites a result's sentence afterwards; the server only turns it into c
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hailuo_mcp.config import Settings
+from hailuo_mcp.errors import TaskFailedError, TaskNotFoundError
 from hailuo_mcp.ledger import TaskRecord
-from hailuo_mcp.models import TaskStatus
+from hailuo_mcp.models import Task, TaskStatus
 from hailuo_mcp.results import VideoResult
 
 
@@ -57,4 +60,38 @@ def answer(record: TaskRecord, settings: Settings, *, waited: float = 0.0) -> Vi
         generation_seconds=record.generation_seconds,
         created_at=record.created_iso,
         next_step=next_step(record, settings),
+    )
+
+
+def ended_answer(record: TaskRecord, settings: Settings) -> VideoResult | None:
+    """The answer for a task that can no longer change, straight from the ledger."""
+    if record.status == TaskStatus.COMPLETED and record.video_path:
+        if Path(record.video_path).is_file():
+            return answer(record, settings)
+        return None  # saved once, since moved or deleted: look again and save it again
+    if record.status == TaskStatus.FAILED:
+        raise TaskFailedError(
+            f"Hailuo could not generate this video: {record.error_message or 'no reason'}. "
+            "Nothing was charged.",
+            task_id=record.task_id,
+        )
+    if record.status == TaskStatus.CANCELLED:
+        return answer(record, settings)
+    return None
+
+
+def not_yours(task_id: str) -> TaskNotFoundError:
+    # No task id on the error: its answer must not show another caller's task.
+    return TaskNotFoundError(
+        f"task_id: no task {task_id} belongs to you (tasks are private to whoever created "
+        "them); check the id, or list yours with list_tasks"
+    )
+
+
+def failed_error(task: Task) -> TaskFailedError:
+    return TaskFailedError(
+        f"Hailuo could not generate this video: {task.error_message or 'no reason given'}"
+        f" (upstream code {task.error_code}). Nothing was charged.",
+        task_id=task.task_id,
+        upstream_code=task.error_code,
     )

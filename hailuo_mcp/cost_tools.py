@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
+from hailuo_mcp.callers import caller_of
 from hailuo_mcp.errors import HailuoError
 from hailuo_mcp.runtime import runtime_of
 from hailuo_mcp.spending import Balance, SpendingSummary
@@ -34,7 +35,8 @@ def register_cost_tools(mcp: Any, tool: Registrar) -> None:
         runtime = runtime_of(ctx)
         try:
             runtime.settings.check(["HAILUO_STATE_DIR", "HAILUO_POINTS_PER_USD"])
-            summary_ = await runtime.service.spending()
+            service = runtime.service.for_caller(caller_of(ctx.request_context))
+            summary_ = await service.spending()
         except HailuoError as exc:
             return await error_result(exc, runtime)
         return CallToolResult(
@@ -55,7 +57,8 @@ def register_cost_tools(mcp: Any, tool: Registrar) -> None:
         """
         runtime = runtime_of(ctx)
         try:
-            balance = await runtime.service.balance()
+            service = runtime.service.for_caller(caller_of(ctx.request_context))
+            balance = await service.balance()
         except HailuoError as exc:
             return await error_result(exc, runtime)
         held = (

@@ -10,54 +10,50 @@ and hands it to background tracking when the call is cancelled (docs/ARCHITECTUR
 
 from __future__ import annotations
 
+import copy
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Protocol
 
 import anyio
 
-from hailuo_mcp.answers import answer
+from hailuo_mcp.answers import answer, ended_answer, failed_error, not_yours
+from hailuo_mcp.callers import LOCAL, Caller
 from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import (
     HailuoError,
     InputError,
     StorageError,
-    TaskFailedError,
 )
-from hailuo_mcp.filenames import default_name, free_path, safe_name
+from hailuo_mcp.filenames import safe_name
 from hailuo_mcp.history import TimingHistory
+from hailuo_mcp.leases import TAKEOVER_MAX_AGE_S, LeaseKeeper
 from hailuo_mcp.ledger import TaskLedger, TaskRecord
 from hailuo_mcp.models import Task, TaskStatus, VideoRequest, is_valid_task_id
 from hailuo_mcp.piapi import PiAPIClient, missing_key_error
-from hailuo_mcp.polling import QUEUE_SHARE, PollSchedule, expected_seconds
+from hailuo_mcp.placement import kind_of, seed_schedule
+from hailuo_mcp.polling import PollSchedule, expected_seconds
 from hailuo_mcp.prepare import ImageCheck, Prepared, prepare, price_of
 from hailuo_mcp.progress import Progress, silent
 from hailuo_mcp.results import VideoResult
+from hailuo_mcp.saving import Downloader, VideoSaver
 from hailuo_mcp.spending import Balance, CostGuard, SpendingSummary, wall_clock
 from hailuo_mcp.tracking import Tracker
 from hailuo_mcp.watch import TaskNews
 
 logger = logging.getLogger(__name__)
 
-# Unfinished tasks older than this are not resumed at start-up (outputs expire anyway).
-RESUME_MAX_AGE_S = 24 * 3600.0
 # Shown for a demo task the emulator forgot when the demo server restarted.
 DEMO_LOST = "the built-in emulator restarted, so this emulated task was lost (nothing charged)"
 
 
-class Downloader(Protocol):
-    """Saves a finished video: complete at `destination`, or not there at all."""
-
-    async def download(self, url: str, destination: Path, *, task_id: str) -> int:
-        """Stream `url` to `destination`; returns the bytes written."""
-        ...
-
-
 class VideoService:
-    """Runs generations against one PiAPI client and one ledger."""
+    """Runs generations against one PiAPI client and one ledger, for one caller at a time.
+
+    The service the lifespan opens answers the local caller with the server's key;
+    `for_caller` gives the same service answering another principal (callers.py).
+    """
 
     def __init__(
         self,
@@ -70,6 +66,7 @@ class VideoService:
         tracker: Tracker | None = None,
         news: TaskNews | None = None,
         webhooks: bool = False,
+        leases: LeaseKeeper | None = None,
         clock: Callable[[], float] = wall_clock,
     ) -> None:
         self._settings = settings
@@ -85,7 +82,27 @@ class VideoService:
         self._clock = clock
         self._guard = CostGuard(settings, ledger, clock)
         self._history = TimingHistory.for_expected(ledger, settings.expected_seconds)
-        self._save_locks: dict[str, anyio.Lock] = {}
+        self._saver = VideoSaver(settings, ledger, downloader, leases)
+        self._leases = leases
+        self._caller = LOCAL
+
+    def for_caller(self, caller: Caller) -> VideoService:
+        """This service answering `caller`: its own tasks only, paid with its key if it sent one.
+
+        Everything else (ledger, tracker, locks, leases) is shared: a copy, not a new service.
+        """
+        if caller == self._caller:
+            return self
+        scoped = copy.copy(self)
+        scoped._caller = caller
+        if caller.piapi_key is not None:
+            scoped._client = self._client.with_key(caller.piapi_key)
+        return scoped
+
+    @property
+    def owner(self) -> str:
+        """The principal this service answers, and whose rows it writes."""
+        return self._caller.owner
 
     @property
     def ledger(self) -> TaskLedger:
@@ -121,10 +138,11 @@ class VideoService:
                 "filename: nothing usable is left once folders and unsafe characters are "
                 "removed; give a plain name such as fox-in-autumn.mp4"
             )
-        if not allow_duplicate and (earlier := await self._guard.duplicate_of(request)):
+        owner = self.owner
+        if not allow_duplicate and (earlier := await self._guard.duplicate_of(request, owner)):
             return await self._same_as(earlier, wait_seconds, progress)
-        await self._guard.within_caps(price.usd)
-        short = self._guard.balance_warning(price.usd)
+        await self._guard.within_caps(price.usd, owner)
+        short = self._guard.balance_warning(price.usd, owner)
         prepared = await prepare(
             request, self._settings, image_check=self._image_check, progress=progress
         )
@@ -160,8 +178,14 @@ class VideoService:
                 "characters)"
             )
         known = await self._ledger.get(task_id)
+        if known is not None and known.owner != self.owner:
+            raise not_yours(task_id)
         fresh_url_wanted = refresh_url and known is not None and known.video_url is not None
-        if known is not None and not fresh_url_wanted and (ended := self._ended(known)):
+        if (
+            known is not None
+            and not fresh_url_wanted
+            and (ended := ended_answer(known, self._settings))
+        ):
             return ended
         self._require_upstream()
         progress.say("checking the task")
@@ -169,7 +193,10 @@ class VideoService:
             task = await self._client.get(task_id)
             self._news.publish(task)
             if known is None:
-                await self._ledger.record_imported(task)
+                if await self._ledger.record_imported(task, owner=self.owner):
+                    self._took(task_id)
+                elif (now := await self._ledger.get(task_id)) and now.owner != self.owner:
+                    raise not_yours(task_id)  # another caller recorded it a moment ago
             else:
                 await self._ledger.record_seen(task)
             task, waited = await self._wait(task, wait_seconds, progress, created_here=False)
@@ -180,7 +207,7 @@ class VideoService:
     def _require_upstream(self) -> None:
         """Refuse before any upstream call when the configuration cannot make one."""
         self._settings.check()
-        if self._settings.api_key is None:
+        if not self._client.has_key:
             raise missing_key_error()
 
     async def _same_as(
@@ -202,12 +229,12 @@ class VideoService:
         """The account's balance now (GET /account/info); remembered for the cover warning."""
         self._require_upstream()
         balance = Balance.from_account(await self._client.account(), self._clock())
-        self._guard.saw_balance(balance)
+        self._guard.saw_balance(balance, self.owner)
         return balance
 
     async def spending(self) -> SpendingSummary:
-        """Spend from the ledger: today, this month, all time."""
-        return await self._guard.spending()
+        """This caller's spend from the ledger: today, this month, all time."""
+        return await self._guard.spending(self.owner)
 
     async def _create_and_record(
         self,
@@ -219,7 +246,7 @@ class VideoService:
     ) -> Task:
         """Journal the attempt, send the one create, and record the task before anything else."""
         request = prepared.request
-        attempt = await self._ledger.record_attempt(request.upstream_input())
+        attempt = await self._ledger.record_attempt(request.upstream_input(), owner=self.owner)
         progress.say("creating the task")
         try:
             task = await self._client.create(request)
@@ -234,10 +261,12 @@ class VideoService:
                 attempt_id=attempt,
                 image_source=image_source,
                 file_name=file_name,
+                owner=self.owner,
             )
         except HailuoError as exc:
             logger.error("task %s was created but not recorded: %s", task.task_id, exc.message)
             raise exc.with_task(task.task_id) from exc
+        self._took(task.task_id)
         logger.info(
             "created task %s (%s, %ss, %sp)",
             task.task_id,
@@ -252,7 +281,7 @@ class VideoService:
     ) -> tuple[Task, float]:
         """Follow the task's snapshots until it ends or the budget is spent, recording changes."""
         record = await self._ledger.get(task.task_id)
-        kind = self._kind_of(task, record)
+        kind = kind_of(task, record)
         expected = expected_seconds(self._settings.expected_seconds, *kind)
         # Polls go where tasks of this kind ended before (the page's figures until then).
         durations = await self._history.durations(*kind, expected_s=expected)
@@ -262,7 +291,7 @@ class VideoService:
             durations=durations,
             base_s=self._settings.expected_seconds,
         )
-        self._seed_schedule(schedule, task, record, created_here=created_here)
+        seed_schedule(schedule, task, record, created_here=created_here)
         progress.follow(task.task_id, task.status.value, expected)
         with self._news.follow(
             task,
@@ -284,11 +313,13 @@ class VideoService:
     async def _conclude(self, task: Task, waited: float, progress: Progress) -> VideoResult:
         """What the last snapshot means: an error, a saved video, or a task still running."""
         if task.status == TaskStatus.FAILED:
-            raise _failed(task)
+            await self._release(task.task_id)
+            raise failed_error(task)
         if task.status == TaskStatus.COMPLETED:
             progress.say("completed, saving the video")
             path = await self.save_video(task)
-            await progress.finish(f"saved {path.name} · task {task.task_id}")
+            if path is not None:
+                await progress.finish(f"saved {path.name} · task {task.task_id}")
         elif not task.status.is_terminal:
             # The budget is spent: the task is paid for, so it is followed on after the answer.
             self.track_in_background(task.task_id)
@@ -299,22 +330,6 @@ class VideoService:
         if record is None:
             raise StorageError("the task ledger has no row for this task", task_id=task_id)
         return answer(record, self._settings, waited=waited)
-
-    def _ended(self, record: TaskRecord) -> VideoResult | None:
-        """The answer for a task that can no longer change, straight from the ledger."""
-        if record.status == TaskStatus.COMPLETED and record.video_path:
-            if Path(record.video_path).is_file():
-                return answer(record, self._settings)
-            return None  # saved once, since moved or deleted: look again and save it again
-        if record.status == TaskStatus.FAILED:
-            raise TaskFailedError(
-                f"Hailuo could not generate this video: {record.error_message or 'no reason'}. "
-                "Nothing was charged.",
-                task_id=record.task_id,
-            )
-        if record.status == TaskStatus.CANCELLED:
-            return answer(record, self._settings)
-        return None
 
     @asynccontextmanager
     async def after_create(self, task_id: str) -> AsyncIterator[None]:
@@ -343,38 +358,15 @@ class VideoService:
 
     # Saving
 
-    async def save_video(self, task: Task) -> Path:
-        """Download a completed task's video once (per-task lock) and record its path."""
-        task_id = task.task_id
-        if not task.video_url:
-            raise HailuoError(
-                "PiAPI reports the task completed but gave no video URL.", task_id=task_id
-            )
-        lock = self._save_locks.setdefault(task_id, anyio.Lock())
-        async with lock:
-            record = await self._ledger.get(task_id)
-            if record and record.video_path and Path(record.video_path).is_file():
-                return Path(record.video_path)
-            name = (record.file_name if record else None) or default_name(
-                record.prompt if record else None,
-                task_id,
-                record.created_at if record else time.time(),
-            )
-            # A name already taken gets a suffix: a saved video is never overwritten.
-            destination = free_path(self._settings.output_dir, name)
-            try:
-                await self._downloader.download(task.video_url, destination, task_id=task_id)
-            except HailuoError as exc:
-                await self._ledger.record_save_failed(task_id, exc.kind, exc.message)
-                if isinstance(exc, StorageError):
-                    # The paid video is still upstream for a while: say where.
-                    raise StorageError(
-                        f"{exc.message} Video URL: {task.video_url}", task_id=task_id
-                    ) from exc
-                raise
-            await self._ledger.record_saved(task_id, destination)
-            self._save_locks.pop(task_id, None)
-            return destination
+    async def save_video(self, task: Task) -> Path | None:
+        """Download a completed task's video once and record its path (saving.py)."""
+        return await self._saver.save(task)
+
+    def _took(self, task_id: str) -> None:
+        self._saver.took(task_id)
+
+    async def _release(self, task_id: str) -> None:
+        await self._saver.release(task_id)
 
     # Background tracking
 
@@ -387,6 +379,9 @@ class VideoService:
 
     async def _follow_in_background(self, task_id: str) -> None:
         budget = max(600.0, 20 * self._settings.expected_seconds)
+        if not await self._saver.claim(task_id):
+            logger.info("task %s is followed by another replica", task_id)
+            return
         record = await self._ledger.get(task_id)
         # Start from what the ledger knows: the feed decides when to look (honouring any
         # Retry-After PiAPI gave the call that handed the task over).
@@ -400,12 +395,20 @@ class VideoService:
                 task, _ = await self._wait(task, budget, silent(), created_here=False)
             if task.status == TaskStatus.COMPLETED:
                 await self.save_video(task)
+            elif task.status.is_terminal:
+                await self._release(task_id)
         except HailuoError as exc:
             logger.info("background tracking of %s ended: %s", task_id, exc.message)
 
     async def resume_unfinished(self) -> int:
-        """Track, in the background, every recent task that is unfinished or unsaved."""
-        rows = await self._ledger.unfinished(max_age_s=RESUME_MAX_AGE_S)
+        """Track, in the background, every recent task that is unfinished or unsaved (and, with
+        replicas, that no live replica follows)."""
+        if self._leases is None:
+            rows = await self._ledger.unfinished(max_age_s=TAKEOVER_MAX_AGE_S)
+        else:
+            rows = await self._ledger.claim_orphans(TAKEOVER_MAX_AGE_S, limit=1000)
+            for row in rows:
+                self._leases.took(row.task_id)
         for row in rows:
             self.track_in_background(row.task_id)
         if rows:
@@ -413,56 +416,13 @@ class VideoService:
         return len(rows)
 
     async def recent(self, limit: int, status: TaskStatus | None) -> list[TaskRecord]:
-        """Recent ledger rows, newest first."""
-        return await self._ledger.recent(limit, status)
+        """This caller's recent ledger rows, newest first."""
+        return await self._ledger.recent(limit, status, owner=self.owner)
+
+    async def own_record(self, task_id: str) -> TaskRecord | None:
+        """The ledger row of one of this caller's tasks; None for anyone else's."""
+        return await self._ledger.get(task_id, owner=self.owner)
 
     def result_from_record(self, record: TaskRecord, *, waited: float = 0.0) -> VideoResult:
         """The answer about a task, from its ledger row."""
         return answer(record, self._settings, waited=waited)
-
-    # The schedule's inputs
-
-    def _kind_of(self, task: Task, record: TaskRecord | None) -> tuple[str, int, int]:
-        """Model, duration and resolution: the ledger's, else the task's input."""
-        model = (record.model if record and record.model else None) or str(
-            task.input.get("model") or "v2.3"
-        )
-        duration = (record.duration if record and record.duration else None) or _int(
-            task.input.get("duration"), 6
-        )
-        resolution = (record.resolution if record and record.resolution else None) or _int(
-            task.input.get("resolution"), 768
-        )
-        return model, duration, resolution
-
-    def _seed_schedule(
-        self, schedule: PollSchedule, task: Task, record: TaskRecord | None, *, created_here: bool
-    ) -> None:
-        """Place a task that is already under way on its schedule."""
-        if created_here or not task.status.is_started:
-            return  # fresh from create, or still queued: the schedule starts from its first look
-        if record is not None and record.origin == "created":
-            # Our own clock saw the create: the most trustworthy basis.
-            since_create = time.time() - record.created_at
-            schedule.assume_started(since_create - QUEUE_SHARE * schedule.expected_s, 0.0)
-            return
-        if task.started_at is not None:
-            running = time.time() - task.started_at.timestamp()
-            if 0 <= running <= 10 * schedule.expected_s:
-                schedule.assume_started(running, 0.0)
-                return
-        # Unknown start: assume it is midway, which leads straight into the dense window.
-        schedule.assume_started(0.6 * schedule.generation_s, 0.0)
-
-
-def _failed(task: Task) -> TaskFailedError:
-    return TaskFailedError(
-        f"Hailuo could not generate this video: {task.error_message or 'no reason given'}"
-        f" (upstream code {task.error_code}). Nothing was charged.",
-        task_id=task.task_id,
-        upstream_code=task.error_code,
-    )
-
-
-def _int(value: object, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default

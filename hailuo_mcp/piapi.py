@@ -20,10 +20,12 @@ an httpx exception's text nor a traceback shows.
 from __future__ import annotations
 
 import base64
+import copy
 from types import TracebackType
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import (
@@ -84,7 +86,23 @@ class PiAPIClient:
         self._client: httpx.AsyncClient | None = None
         self._closed = False
         self._gate = RequestGate(MAX_CONNECTIONS, settings.request_timeout * 2)
-        self._secrets = (settings.api_key, settings.webhook_secret)
+        self._key = settings.api_key
+        self._secrets: tuple[SecretStr | None, ...] = (settings.api_key, settings.webhook_secret)
+        # A view paying with a caller's own key shares its parent's connections and gate.
+        self._parent: PiAPIClient | None = None
+
+    def with_key(self, key: SecretStr) -> PiAPIClient:
+        """This client paying with `key` (a caller's own PiAPI key, for its requests only)."""
+        view = copy.copy(self)
+        view._key = key
+        view._secrets = (key, *self._secrets)
+        view._parent = self
+        return view
+
+    @property
+    def has_key(self) -> bool:
+        """Whether requests can be authenticated (the server's key or the caller's)."""
+        return self._key is not None
 
     async def __aenter__(self) -> PiAPIClient:
         return self
@@ -101,6 +119,8 @@ class PiAPIClient:
 
     def _http(self) -> httpx.AsyncClient:
         """The httpx client, built on first use: its TLS context costs ~50 ms and ~3 MB."""
+        if self._parent is not None:
+            return self._parent._http()
         if self._client is None:
             if self._closed:
                 raise RuntimeError("the PiAPI client is closed")
@@ -123,7 +143,7 @@ class PiAPIClient:
         return self._client
 
     def _auth_headers(self) -> dict[str, str]:
-        key = self._settings.api_key
+        key = self._key
         if key is None:
             raise missing_key_error()
         return {"x-api-key": key.get_secret_value()}

@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
@@ -23,7 +24,9 @@ from hailuo_mcp.downloads import VideoDownloader
 from hailuo_mcp.errors import HailuoError, StorageError
 from hailuo_mcp.flow import DEMO_LOST, VideoService
 from hailuo_mcp.images import ImageGate
-from hailuo_mcp.ledger import SqliteLedger
+from hailuo_mcp.leases import LeaseKeeper
+from hailuo_mcp.ledger import TaskRecord
+from hailuo_mcp.ledger.factory import open_ledger
 from hailuo_mcp.piapi import PiAPIClient
 from hailuo_mcp.spending import wall_clock
 from hailuo_mcp.tracking import Tracker
@@ -109,12 +112,16 @@ async def _open(
     # Each part its own HTTP client and policy: the task API, the video host, image hosts.
     downloader = await stack.enter_async_context(VideoDownloader(settings))
     images = await stack.enter_async_context(ImageGate(settings, client))
-    ledger = await stack.enter_async_context(SqliteLedger(settings.ledger_path))
+    # SQLite under HAILUO_STATE_DIR, or PostgreSQL shared by replicas (HAILUO_DATABASE_URL).
+    ledger = await stack.enter_async_context(open_ledger(settings))
     if settings.demo:
         # The emulator keeps its tasks in memory: those it had before a restart are gone.
         lost = await ledger.record_lost(DEMO_LOST)
         if lost:
             logger.info("demo mode: %d emulated task(s) from before the restart ended", lost)
+    leases = LeaseKeeper(ledger, settings.lease_seconds)
+    # Runs after the task group below has stopped, before the ledger closes.
+    stack.push_async_callback(leases.release_all)
     group = await stack.enter_async_context(anyio.create_task_group())
     # Closed first (the stack unwinds in reverse): background tracking stops before its parts.
     stack.callback(group.cancel_scope.cancel)
@@ -127,6 +134,7 @@ async def _open(
         image_check=images.prepare,
         tracker=tracker,
         webhooks=settings.webhook_secret is not None and settings.public_url is not None,
+        leases=leases,
         clock=clock,
     )
     inbox = None
@@ -139,6 +147,11 @@ async def _open(
                 group.start_soon(webhook_listener.listen, inbox.app(), sock)
     if settings.resume_on_start:
         group.start_soon(_resume, service)
+    # Renew this replica's leases; pick up the tasks of replicas that stopped (with the
+    # server's key: tasks paid with a caller's own key wait for a webhook or their owner).
+    take_over = settings.resume_on_start and settings.api_key is not None
+    follow = partial(_follow_orphan, service)
+    group.start_soon(partial(leases.run, take_over=take_over), follow)
     return Runtime(given, service, inbox=inbox, tracker=tracker, served=settings)
 
 
@@ -153,6 +166,10 @@ def _with_our_webhook(settings: Settings) -> Settings:
             "webhook_secret": load_or_create_secret(settings.state_dir),
         }
     )
+
+
+def _follow_orphan(service: VideoService, row: TaskRecord) -> None:
+    service.track_in_background(row.task_id)
 
 
 async def _resume(service: VideoService) -> None:

@@ -29,6 +29,7 @@ from pydantic import Field, ValidationError
 
 from hailuo_mcp import __version__
 from hailuo_mcp.branding import WEBSITE_URL, server_icons
+from hailuo_mcp.callers import caller_of
 from hailuo_mcp.config import Settings
 from hailuo_mcp.confirmation import (
     SpendConfirmation,
@@ -89,9 +90,10 @@ _LISTED_VIDEOS = 50
 async def _answer(
     runtime: Runtime, call: Callable[[VideoService], Awaitable[VideoResult]], ctx: Context
 ) -> CallToolResult:
-    """Run one service call and turn its result, or its error, into a tool result."""
+    """Run one service call, as the request's caller, and turn its result or error into a
+    tool result."""
     try:
-        result = await call(runtime.service)
+        result = await call(service_for(runtime, ctx))
     except HailuoError as exc:
         return await error_result(exc, runtime, video_schema=True)
     try:
@@ -106,6 +108,11 @@ async def _answer(
             task_id=result.task_id,
         )
         return await error_result(error, runtime, video_schema=True)
+
+
+def service_for(runtime: Runtime, ctx: Any) -> VideoService:
+    """The service answering this tool call's caller (its tasks only, paid with its key)."""
+    return runtime.service.for_caller(caller_of(ctx.request_context))
 
 
 @asynccontextmanager
@@ -162,7 +169,8 @@ class HailuoServer(MCPServer[Runtime]):
         if not isinstance(runtime, Runtime):
             return listed
         try:
-            rows = await runtime.service.recent(_LISTED_VIDEOS, TaskStatus.COMPLETED)
+            service = runtime.service.for_caller(caller_of(ctx))
+            rows = await service.recent(_LISTED_VIDEOS, TaskStatus.COMPLETED)
         except HailuoError:
             return listed
         videos = []
@@ -440,7 +448,7 @@ def build_server(
         runtime = runtime_of(ctx)
         try:
             settings.check(["HAILUO_STATE_DIR", "HAILUO_POINTS_PER_USD"])
-            service = runtime.service
+            service = service_for(runtime, ctx)
             rows = await service.recent(limit, TaskStatus(status) if status else None)
             tasks = [summary(service.result_from_record(row), row) for row in rows]
         except HailuoError as exc:
@@ -467,7 +475,7 @@ def build_server(
         if not is_valid_task_id(task_id):
             raise ResourceError("not a task id")
         try:
-            record = await runtime_of(ctx).service.ledger.get(task_id)
+            record = await service_for(runtime_of(ctx), ctx).own_record(task_id)
         except HailuoError as exc:
             raise ResourceError(exc.message) from exc
         if record is None or not record.video_path:

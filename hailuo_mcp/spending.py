@@ -237,17 +237,18 @@ class CostGuard:
         self._settings = settings
         self._ledger = ledger
         self._clock = clock
-        self._balance: tuple[Balance, float] | None = None
+        # Per owner: each caller may pay with an account of its own.
+        self._balances: dict[str, tuple[Balance, float]] = {}
 
-    def saw_balance(self, balance: Balance) -> None:
+    def saw_balance(self, balance: Balance, owner: str) -> None:
         """Remember the balance just read, for the cover warning."""
-        self._balance = (balance, self._clock())
+        self._balances[owner] = (balance, self._clock())
 
-    def balance_warning(self, price_usd: float) -> str | None:
+    def balance_warning(self, price_usd: float, owner: str) -> str | None:
         """A sentence when a balance seen in the last 10 minutes will not cover this price."""
-        if self._balance is None:
+        if (seen_balance := self._balances.get(owner)) is None:
             return None
-        balance, seen = self._balance
+        balance, seen = seen_balance
         age = self._clock() - seen
         if age > BALANCE_FRESH_S or balance.usd >= price_usd:
             return None
@@ -257,20 +258,22 @@ class CostGuard:
             "https://piapi.ai/workspace."
         )
 
-    async def duplicate_of(self, request: VideoRequest) -> TaskRecord | None:
-        """The task made from this very request in the last 10 minutes, if any."""
+    async def duplicate_of(self, request: VideoRequest, owner: str) -> TaskRecord | None:
+        """The task `owner` made from this very request in the last 10 minutes, if any."""
         now = self._clock()
-        recent = await self._ledger.created_since(now - DUPLICATE_WINDOW_S)
+        recent = await self._ledger.created_since(now - DUPLICATE_WINDOW_S, owner=owner)
         return find_duplicate(recent, request, request.image_url, now)
 
-    async def within_caps(self, price_usd: float) -> None:
-        """Raise OverBudgetError if this call would pass a cap."""
+    async def within_caps(self, price_usd: float, owner: str) -> None:
+        """Raise OverBudgetError if this call would pass a cap (caps are per owner)."""
         settings = self._settings
         if settings.max_cost_per_call_usd is None and settings.max_spend_per_day_usd is None:
             return
         now = self._clock()
-        check_caps(price_usd, await self._ledger.created_since(day_start(now)), settings, now)
+        today = await self._ledger.created_since(day_start(now), owner=owner)
+        check_caps(price_usd, today, settings, now)
 
-    async def spending(self) -> SpendingSummary:
-        """Spend from the ledger: today, this month, all time."""
-        return summarize(await self._ledger.created_since(0.0), self._settings, self._clock())
+    async def spending(self, owner: str) -> SpendingSummary:
+        """`owner`'s spend from the ledger: today, this month, all time."""
+        rows = await self._ledger.created_since(0.0, owner=owner)
+        return summarize(rows, self._settings, self._clock())

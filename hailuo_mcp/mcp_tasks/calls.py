@@ -10,6 +10,8 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult
 from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
 
+from hailuo_mcp.callers import caller_of
+from hailuo_mcp.errors import HailuoError
 from hailuo_mcp.mcp_tasks.registry import ProtocolTasks, TaskGone
 from hailuo_mcp.runtime import Runtime
 
@@ -27,10 +29,11 @@ class TaskHome:
         self._tasks: ProtocolTasks | None = None
 
     def tasks_for(self, ctx: ServerRequestContext[Any, Any]) -> ProtocolTasks:
-        """The tasks of the runtime this request runs in.
+        """The tasks of the runtime this request runs in, as its caller may see them.
 
         Raises:
-            MCPError: the server's resources are not open (the reason is told).
+            MCPError: the server's resources are not open (the reason is told), or the
+                request's X-PiAPI-Key header is malformed.
         """
         runtime = ctx.lifespan_context
         if not isinstance(runtime, Runtime):
@@ -43,7 +46,11 @@ class TaskHome:
             )
         if self._tasks is None or self._tasks.runtime is not runtime:
             self._tasks = ProtocolTasks(runtime)
-        return self._tasks
+        try:
+            caller = caller_of(ctx)
+        except HailuoError as exc:
+            raise MCPError(code=INVALID_PARAMS, message=exc.message) from exc
+        return self._tasks.for_caller(caller)
 
 
 def serving(ctx: ServerRequestContext[Any, Any]) -> bool:

@@ -12,6 +12,7 @@ so a server restarted on the same state dir answers for tasks it created before.
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import logging
 import time
@@ -21,6 +22,7 @@ import anyio
 from mcp.server.session import ServerSession
 from mcp.types import ServerNotification, TaskStatusNotification, TaskStatusNotificationParams
 
+from hailuo_mcp.callers import LOCAL, Caller
 from hailuo_mcp.errors import HailuoError
 from hailuo_mcp.ledger import ProtocolTaskRecord
 from hailuo_mcp.ledger.records import ProtocolTaskStatus
@@ -76,6 +78,16 @@ class ProtocolTasks:
         self._base_s = (runtime.served or runtime.settings).expected_seconds
         # Sessions of 2025-11-25 clients that created a task, told when its status changes.
         self._listeners: dict[str, ServerSession] = {}
+        self._caller = LOCAL
+
+    def for_caller(self, caller: Caller) -> ProtocolTasks:
+        """These tasks as `caller` sees them: its own only (listeners and watchers shared)."""
+        if caller == self._caller:
+            return self
+        scoped = copy.copy(self)
+        scoped._caller = caller
+        scoped._service = self._runtime.service.for_caller(caller)
+        return scoped
 
     @property
     def runtime(self) -> Runtime:
@@ -105,6 +117,7 @@ class ProtocolTasks:
             warnings=warnings,
             created_at=now,
             updated_at=now,
+            owner=self._caller.owner,
         )
         # Invariant 1 for protocol tasks: the row exists before the client hears of the task.
         await self._ledger.record_protocol_task(task)
@@ -179,7 +192,7 @@ class ProtocolTasks:
             ValueError: the cursor is not one this server gave.
         """
         after = _read_cursor(cursor) if cursor is not None else None
-        rows = await self._ledger.protocol_tasks(PAGE_SIZE, after=after)
+        rows = await self._ledger.protocol_tasks(PAGE_SIZE, after=after, owner=self._caller.owner)
         views = []
         for row in rows:
             try:
@@ -199,7 +212,7 @@ class ProtocolTasks:
         return outcome.dump(video_result(answer))
 
     async def _task(self, task_id: str) -> ProtocolTaskRecord:
-        task = await self._ledger.protocol_task(task_id)
+        task = await self._ledger.protocol_task(task_id, owner=self._caller.owner)
         if task is None:
             raise TaskGone("Failed to retrieve task: Task not found")
         if expired(task, time.time()):

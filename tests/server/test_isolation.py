@@ -1,0 +1,175 @@
+"""One principal never sees, resumes or pays for another's tasks, over real streamable HTTP.
+
+Two static tokens are two principals (a team's shared token says nothing more); a request's own
+PiAPI key (X-PiAPI-Key) pays for that request and makes its sender a principal of its own. The
+real HTTP app runs on loopback against the emulator; the callers are the MCP Python SDK client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from starlette.types import ASGIApp
+
+from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
+from hailuo_mcp.http_app import build_http_app
+from hailuo_mcp.server import build_server
+from tests.support import error_of, make_settings, text_of
+
+TOKEN_A = "hm-team-token-a-5c1e9b3d7f2a4c6e"
+TOKEN_B = "hm-team-token-b-0d2f4b6a8c1e3a5b"
+USER_KEY = "piapi-user-key-6b8d0f2a4c"
+OTHER_USER_KEY = "piapi-user-key-9e1c3a5b7d"
+SERVER_KEY = "piapi-server-key-1a3c5e7b9d"
+PROMPT = "a lighthouse at dusk, waves breaking"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def any_key_emulator() -> Iterator[Emulator]:
+    """An emulator that accepts any key, 100x real time (a video in about a second)."""
+    with running_emulator(
+        EmulatorConfig(api_key=None, speed=100.0, fixed_durations=(1.0, 76.0), seed=3)
+    ) as emu:
+        yield emu
+
+
+@pytest.fixture
+def user_key_emulator() -> Iterator[Emulator]:
+    """An emulator that accepts only USER_KEY: a request it serves was paid with that key."""
+    with running_emulator(
+        EmulatorConfig(api_key=USER_KEY, speed=100.0, fixed_durations=(1.0, 76.0), seed=4)
+    ) as emu:
+        yield emu
+
+
+def serve_for(
+    emulator: Emulator, tmp_path: Path, serve_app: Callable[[ASGIApp], str], **env: str
+) -> str:
+    settings = make_settings(
+        emulator,
+        tmp_path,
+        PIAPI_API_KEY=SERVER_KEY,
+        HAILUO_HTTP_TOKEN=f"{TOKEN_A},{TOKEN_B}",
+        HAILUO_WAIT_SECONDS="30",
+        **env,
+    )
+    return serve_app(build_http_app(build_server(settings), settings, "127.0.0.1", 0))
+
+
+@asynccontextmanager
+async def caller(url: str, token: str, key: str | None = None) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {token}"}
+    if key is not None:
+        headers["X-PiAPI-Key"] = key
+    http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(10, read=60), trust_env=False)
+    async with (
+        http,
+        Client(streamable_http_client(f"{url}/mcp", http_client=http), mode="legacy") as client,
+    ):
+        yield client
+
+
+async def generate(client: Client, prompt: str = PROMPT) -> dict[str, Any]:
+    result = await client.call_tool("generate_video", {"prompt": prompt, "wait_seconds": 30})
+    assert not result.is_error, text_of(result)
+    assert result.structured_content is not None
+    assert result.structured_content["done"] is True, text_of(result)
+    return result.structured_content
+
+
+@pytest.mark.anyio
+async def test_a_second_token_sees_none_of_the_first_tokens_tasks_on_any_tool_or_resource(
+    any_key_emulator: Emulator, tmp_path: Path, serve_app: Callable[[ASGIApp], str]
+) -> None:
+    url = serve_for(any_key_emulator, tmp_path, serve_app)
+    with anyio.fail_after(60):
+        async with caller(url, TOKEN_A) as a:
+            made = await generate(a)
+            task_id = made["task_id"]
+            listed = await a.call_tool("list_tasks", {})
+            assert [t["task_id"] for t in listed.structured_content["tasks"]] == [task_id]
+            video_uri = f"hailuo://videos/{task_id}.mp4"
+            assert video_uri in {str(r.uri) for r in (await a.list_resources()).resources}
+            spent = await a.call_tool("spending_summary", {})
+            assert spent.structured_content["all_time"]["completed"] == 1
+
+        async with caller(url, TOKEN_B) as b:
+            listed = await b.call_tool("list_tasks", {})
+            assert listed.structured_content["tasks"] == []
+            looked = await b.call_tool("get_task", {"task_id": task_id})
+            error = error_of(looked)
+            assert error["error_kind"] == "task_not_found"
+            # Nothing of A's task reaches B: no prompt, no file, no state.
+            assert PROMPT not in text_of(looked) and made["video_path"] not in text_of(looked)
+            assert "task_id" not in error and looked.structured_content is None
+            assert video_uri not in {str(r.uri) for r in (await b.list_resources()).resources}
+            with pytest.raises(MCPError):
+                await b.read_resource(video_uri)
+            spent = await b.call_tool("spending_summary", {})
+            assert spent.structured_content["all_time"]["completed"] == 0
+            # The same request is B's own first one, not a repeat of A's: a new task is made.
+            again = await generate(b)
+            assert again["task_id"] != task_id
+
+    assert len(any_key_emulator.task_ids()) == 2
+
+
+@pytest.mark.anyio
+async def test_a_callers_own_key_pays_for_its_request_and_is_never_stored_or_logged(
+    user_key_emulator: Emulator,
+    tmp_path: Path,
+    serve_app: Callable[[ASGIApp], str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = serve_for(user_key_emulator, tmp_path, serve_app)
+    with anyio.fail_after(60):
+        # The server's own key is not one the emulator takes: only the caller's key can pay.
+        async with caller(url, TOKEN_A) as plain:
+            refused = await plain.call_tool("generate_video", {"prompt": PROMPT})
+            assert error_of(refused)["error_kind"] == "authentication"
+        async with caller(url, TOKEN_A, key=USER_KEY) as paying:
+            made = await generate(paying)
+            assert Path(made["video_path"]).is_file()
+            listed = await paying.call_tool("list_tasks", {})
+            assert [t["task_id"] for t in listed.structured_content["tasks"]] == [made["task_id"]]
+        # Another key on the same token is another principal.
+        async with caller(url, TOKEN_A, key=OTHER_USER_KEY) as other:
+            listed = await other.call_tool("list_tasks", {})
+            assert listed.structured_content["tasks"] == []
+            looked = await other.call_tool("get_task", {"task_id": made["task_id"]})
+            assert error_of(looked)["error_kind"] == "task_not_found"
+
+    for path in (tmp_path / "state").rglob("*"):
+        if path.is_file():
+            assert USER_KEY.encode() not in path.read_bytes(), path
+    assert USER_KEY not in caplog.text
+
+
+@pytest.mark.anyio
+async def test_a_malformed_key_header_is_refused_naming_the_header_before_any_upstream_call(
+    any_key_emulator: Emulator, tmp_path: Path, serve_app: Callable[[ASGIApp], str]
+) -> None:
+    url = serve_for(any_key_emulator, tmp_path, serve_app)
+    with anyio.fail_after(30):
+        async with caller(url, TOKEN_A, key="x" * 300) as bad:
+            result = await bad.call_tool("generate_video", {"prompt": PROMPT})
+    error = error_of(result)
+    assert error["error_kind"] == "invalid_input"
+    assert "X-PiAPI-Key" in error["message"] and "x" * 300 not in text_of(result)
+    assert any_key_emulator.task_ids() == []
