@@ -125,6 +125,10 @@ class JwksCache:
 
     async def key(self, kid: str) -> jwt.PyJWK | None:
         """The key with this kid, fetching the set when stale or when the kid is new to us."""
+        fresh = self._fetched_at is not None and self._clock() - self._fetched_at < self._ttl
+        if fresh and kid in self._keys:
+            # The common case never waits behind a fetch another request started.
+            return self._keys[kid]
         async with self._lock:
             now = self._clock()
             stale = self._fetched_at is None or now - self._fetched_at >= self._ttl
