@@ -54,7 +54,7 @@ READY_TIMEOUT_S = 2.0
 _METADATA_PATH = "/.well-known/oauth-protected-resource"
 _NO_STORE = {"cache-control": "no-store"}
 # Refused values of these stop the HTTP server (exit 2) instead of serving with a default.
-_AUTH_VARIABLES = (
+_HTTP_VARIABLES = (
     "HAILUO_OAUTH_ISSUER",
     "HAILUO_OAUTH_JWKS_URL",
     "HAILUO_RESOURCE_URL",
@@ -150,8 +150,8 @@ def build_http_app(server: HailuoServer, settings: Settings, host: str, port: in
         ConfigurationError: the bind is beyond loopback without a token or OAuth, an allowed
             host is not a host name, or an auth setting was refused.
     """
-    # A refused auth setting must stop the server, never leave it open without that check.
-    settings.check(_AUTH_VARIABLES)
+    # A refused auth or HTTP setting stops the server: never serve without the check it asked for.
+    settings.check(_HTTP_VARIABLES)
     security = transport_security(settings, host, port)
 
     async def webhook(request: Request) -> Response:
