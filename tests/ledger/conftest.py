@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import AbstractAsyncContextManager
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from hailuo_mcp.ledger import SqliteLedger, TaskLedger
@@ -37,6 +39,25 @@ class Store:
     kind: str
     path: Path | None = None
     url: str | None = None
+
+    @contextmanager
+    def writes_held(self) -> Iterator[Callable[[], None]]:
+        """Block writes to `tasks` from another connection; yields the function that frees them."""
+        if self.url is not None:
+            pg = psycopg.connect(self.url)
+            pg.execute("LOCK TABLE tasks IN SHARE ROW EXCLUSIVE MODE")  # INSERT and UPDATE wait
+            try:
+                yield pg.rollback
+            finally:
+                pg.close()
+            return
+        assert self.path is not None
+        lite = sqlite3.connect(self.path, isolation_level=None)
+        lite.execute("BEGIN IMMEDIATE")  # every other writer waits (busy timeout)
+        try:
+            yield lambda: lite.execute("ROLLBACK") and None
+        finally:
+            lite.close()
 
     def open(self, holder: str | None = None, *, lease_s: float = 20.0) -> LedgerOpener:
         """One more ledger instance (replica) on this store."""

@@ -7,6 +7,7 @@ database of a real PostgreSQL server. Several ledger instances on one store play
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -44,6 +45,28 @@ async def test_a_created_task_reads_back_with_its_request_owner_and_price(store:
     assert record.estimate_points is not None and record.estimate_points > 0
     assert record.created_at == pytest.approx(time.time(), abs=30)
     assert record.finished_at is None and record.video_path is None
+
+
+async def test_a_write_under_way_completes_even_when_its_caller_is_cancelled(
+    store: Store,
+) -> None:
+    snapshot = Task(task_id="t1", status=TaskStatus.RUNNING)
+    async with store.open() as ledger:
+        await ledger.ping()  # the tables exist before they are locked
+        with store.writes_held() as free_writes, anyio.fail_after(30):
+            async with anyio.create_task_group() as frees:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(ledger.record_imported, snapshot)
+                    await anyio.sleep(0.3)  # the write is waiting on the lock
+                    group.cancel_scope.cancel()
+                    frees.start_soon(free_soon, free_writes)
+        record = await ledger.get("t1")
+    assert record is not None and record.status == TaskStatus.RUNNING
+
+
+async def free_soon(free: Callable[[], None]) -> None:
+    await anyio.sleep(0.3)
+    free()
 
 
 async def test_attempt_ids_are_distinct_and_a_failed_attempt_makes_no_task(store: Store) -> None:
