@@ -116,11 +116,21 @@ class PostgresServer:
         return self.database_url(name)
 
 
+def _temp_base() -> str | None:
+    """Where the cluster's folder goes: the usual temp folder, unless the `postgres` user
+    could not reach it (under root, a TMPDIR inside /root), then /tmp."""
+    base = Path(tempfile.gettempdir()).resolve()
+    if os.geteuid() != 0:
+        return None
+    reachable = all(folder.stat().st_mode & 0o001 for folder in (base, *base.parents))
+    return None if reachable else "/tmp"
+
+
 @contextmanager
 def running_postgres() -> Iterator[PostgresServer]:
     """A fresh PostgreSQL cluster, started; stopped and deleted afterwards."""
     bin_dir = find_bin_dir()
-    root = Path(tempfile.mkdtemp(prefix="hailuo-pg-"))
+    root = Path(tempfile.mkdtemp(prefix="hailuo-pg-", dir=_temp_base()))
     server = PostgresServer(bin_dir, root)
     try:
         server.init()

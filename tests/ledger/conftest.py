@@ -54,8 +54,12 @@ class Store:
         assert self.path is not None
         lite = sqlite3.connect(self.path, isolation_level=None)
         lite.execute("BEGIN IMMEDIATE")  # every other writer waits (busy timeout)
+
+        def free() -> None:
+            lite.execute("ROLLBACK")
+
         try:
-            yield lambda: lite.execute("ROLLBACK") and None
+            yield free
         finally:
             lite.close()
 

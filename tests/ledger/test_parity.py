@@ -303,9 +303,11 @@ async def test_an_imported_task_is_leased_to_the_replica_that_saw_it(store: Stor
 async def test_a_lease_not_renewed_expires_after_lease_s(store: Store) -> None:
     async with store.open("replica-a", lease_s=1.0) as a, store.open("replica-b") as b:
         await create(a, "t1")
+        await create(a, "t2")
         assert await b.claim("t1") is False
         assert await b.claim_orphans(3600, 10) == []
         await anyio.sleep(1.5)  # a real wait: the lease is the store's clock, not ours
+        assert await a.renew(["t2"]) == {"t2"}  # expired, but nobody took it: still a's
         assert [r.task_id for r in await b.claim_orphans(3600, 10)] == ["t1"]
         assert await a.renew(["t1"]) == set()  # a lost it
         assert await a.claim("t1") is False
