@@ -30,6 +30,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.shared.exceptions import MCPError
 from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, BlobResourceContents, ReadResourceResult
 
+from hailuo_mcp.callers import caller_of
 from hailuo_mcp.digests import (
     PART_BYTES,
     PartOutOfRange,
@@ -72,7 +73,9 @@ async def _task_record(runtime: Runtime, request: Any, task_id: str) -> TaskReco
             "task_id: not a task id (letters, digits, '_' and '-', at most 128 characters)"
         )
     try:
-        record = await runtime.service.ledger.get(task_id)
+        # The caller's own tasks only: another's is as unknown as a task never made.
+        service = runtime.service.for_caller(caller_of(request))
+        record = await service.own_record(task_id)
     except HailuoError as exc:
         raise ResourceError(exc.message) from exc
     if record is None:

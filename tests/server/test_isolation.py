@@ -24,6 +24,7 @@ from starlette.types import ASGIApp
 from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
 from hailuo_mcp.http_app import build_http_app
 from hailuo_mcp.server import build_server
+from tests.mcp_tasks_support import ERAS, LEGACY, HttpWire, Session
 from tests.support import error_of, make_settings, text_of
 
 TOKEN_A = "hm-team-token-a-5c1e9b3d7f2a4c6e"
@@ -64,9 +65,7 @@ def serve_for(
         emulator,
         tmp_path,
         PIAPI_API_KEY=SERVER_KEY,
-        HAILUO_HTTP_TOKEN=f"{TOKEN_A},{TOKEN_B}",
-        HAILUO_WAIT_SECONDS="30",
-        **env,
+        **{"HAILUO_HTTP_TOKEN": f"{TOKEN_A},{TOKEN_B}", "HAILUO_WAIT_SECONDS": "30", **env},
     )
     return serve_app(build_http_app(build_server(settings), settings, "127.0.0.1", 0))
 
@@ -105,6 +104,9 @@ async def test_a_second_token_sees_none_of_the_first_tokens_tasks_on_any_tool_or
             assert [t["task_id"] for t in listed.structured_content["tasks"]] == [task_id]
             video_uri = f"hailuo://videos/{task_id}.mp4"
             assert video_uri in {str(r.uri) for r in (await a.list_resources()).resources}
+            # The owner reads all three.
+            for uri in (video_uri, f"{video_uri}/parts/0", f"hailuo://tasks/{task_id}"):
+                assert (await a.read_resource(uri)).contents
             spent = await a.call_tool("spending_summary", {})
             assert spent.structured_content["all_time"]["completed"] == 1
 
@@ -118,8 +120,9 @@ async def test_a_second_token_sees_none_of_the_first_tokens_tasks_on_any_tool_or
             assert PROMPT not in text_of(looked) and made["video_path"] not in text_of(looked)
             assert "task_id" not in error and looked.structured_content is None
             assert video_uri not in {str(r.uri) for r in (await b.list_resources()).resources}
-            with pytest.raises(MCPError):
-                await b.read_resource(video_uri)
+            for uri in (video_uri, f"{video_uri}/parts/0", f"hailuo://tasks/{task_id}"):
+                with pytest.raises(MCPError, match="task_id"):
+                    await b.read_resource(uri)
             spent = await b.call_tool("spending_summary", {})
             assert spent.structured_content["all_time"]["completed"] == 0
             # The same request is B's own first one, not a repeat of A's: a new task is made.
@@ -173,3 +176,38 @@ async def test_a_malformed_key_header_is_refused_naming_the_header_before_any_up
     assert error["error_kind"] == "invalid_input"
     assert "X-PiAPI-Key" in error["message"] and "x" * 300 not in text_of(result)
     assert any_key_emulator.task_ids() == []
+
+
+class TokenWire(HttpWire):
+    """Raw JSON-RPC over HTTP, every request with one caller's bearer token."""
+
+    def __init__(self, url: str, token: str) -> None:
+        super().__init__(url)
+        self._token = token
+
+    def send(self, message: dict[str, Any], headers: dict[str, str]) -> dict[str, Any] | None:
+        return super().send(message, {**headers, "authorization": f"Bearer {self._token}"})
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_mcp_tasks_of_one_token_are_invisible_to_another_on_both_eras(
+    any_key_emulator: Emulator, tmp_path: Path, serve_app: Callable[[ASGIApp], str], era: str
+) -> None:
+    url = serve_for(any_key_emulator, tmp_path, serve_app, HAILUO_WAIT_SECONDS="0")
+    owner = Session(TokenWire(url, TOKEN_A), era)
+    stranger = Session(TokenWire(url, TOKEN_B), era)
+    try:
+        task = owner.created(owner.call("generate_video", {"prompt": PROMPT}))
+        task_id = task["taskId"]
+        assert owner.get(task_id)["taskId"] == task_id
+        assert stranger.error("tasks/get", {"taskId": task_id})["code"] == -32602
+        assert stranger.error("tasks/cancel", {"taskId": task_id})["code"] == -32602
+        if era == LEGACY:
+            listed = stranger.result("tasks/list")["tasks"]
+            assert task_id not in {t["taskId"] for t in listed}
+            assert task_id in {t["taskId"] for t in owner.result("tasks/list")["tasks"]}
+        # The owner's task is untouched by the stranger's tries: it completes for its owner.
+        assert owner.until_ended(task_id)["status"] == "completed"
+    finally:
+        owner.close()
+        stranger.close()
