@@ -57,24 +57,18 @@ def file_sha256(path: Path) -> str:
 def base64_of_file(path: Path) -> str:
     """The base64 text of a whole file, encoded from disk in 3 MiB chunks (OSError if unreadable).
 
-    The text is filled into one buffer of its final length, then made a `str` (one copy of the
-    text, never one of the raw file).
+    Peak memory is the text and one chunk: never the raw file, never a second copy of the text.
     """
+    text = ""
     with path.open("rb") as file:
-        size = os.fstat(file.fileno()).st_size
-        text = bytearray(4 * -(-size // 3))
-        chunk = memoryview(bytearray(BASE64_CHUNK_BYTES))
-        at = 0
-        remaining = size
-        while remaining:
-            wanted = min(BASE64_CHUNK_BYTES, remaining)
-            if file.readinto(chunk[:wanted]) != wanted:
-                raise OSError(f"{path} got shorter while it was read")
-            encoded = binascii.b2a_base64(chunk[:wanted], newline=False)
-            text[at : at + len(encoded)] = encoded
-            at += len(encoded)
-            remaining -= wanted
-    return text.decode("ascii")
+        # A buffered read returns the whole chunk unless the file ends: only the last chunk
+        # can be short, so only the end of the text is padded.
+        while chunk := file.read(BASE64_CHUNK_BYTES):
+            # CPython grows a str that only this local refers to in place (a realloc) instead
+            # of copying it; "".join would hold every piece and the result at once (twice the
+            # text). tests/unit/test_digests.py checks the peak.
+            text += binascii.b2a_base64(chunk, newline=False).decode("ascii")
+    return text
 
 
 def part_count(size: int, part_bytes: int = PART_BYTES) -> int:
