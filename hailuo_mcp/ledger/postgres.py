@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import anyio
 import psycopg
 from psycopg import AsyncConnection
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -55,6 +56,8 @@ class PostgresLedger(PgProtocolTaskRows):
         holder: this replica's lease holder id (default: host, pid and a random part).
         lease_s: how long a lease lasts unless renewed.
         timeout_s: how long a call waits for a connection before it is a StorageError.
+        statement_timeout_s: the longest one statement may run (a lock wait, say); the URL's
+            own `options` take its place when given.
         pool_size: the most connections this replica opens.
     """
 
@@ -65,13 +68,13 @@ class PostgresLedger(PgProtocolTaskRows):
         holder: str | None = None,
         lease_s: float = 20.0,
         timeout_s: float = 10.0,
+        statement_timeout_s: float = 30.0,
         pool_size: int = 8,
     ) -> None:
-        self._url = url
         self._holder = holder if holder is not None else default_holder()
         self._lease_s = lease_s
         self._timeout_s = timeout_s
-        self._connect_timeout = max(1, math.ceil(timeout_s))  # libpq takes whole seconds
+        self._conninfo = _bounded(url, timeout_s, statement_timeout_s)
         self._errors = StorageErrors(url, timeout_s=timeout_s)
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool | None = None
@@ -85,22 +88,19 @@ class PostgresLedger(PgProtocolTaskRows):
         try:
             # One plain connection first: its failure says why (refused, no such database,
             # authentication), where the pool would only say it timed out.
-            conn = await psycopg.AsyncConnection.connect(
-                self._url, connect_timeout=self._connect_timeout
-            )
+            conn = await psycopg.AsyncConnection.connect(self._conninfo)
             async with conn:
                 await migrate(conn)
         except psycopg.Error as exc:
             raise self._errors.of(exc, "could not be opened") from exc
         pool = AsyncConnectionPool(
-            self._url,
+            self._conninfo,
             min_size=1,
             max_size=self._pool_size,
             open=False,
             timeout=self._timeout_s,
             # A dead connection (the server restarted) is dropped at checkout, not handed out.
             check=AsyncConnectionPool.check_connection,
-            kwargs={"connect_timeout": self._connect_timeout},
             name="hailuo-ledger",
         )
         try:
@@ -346,6 +346,26 @@ class PostgresLedger(PgProtocolTaskRows):
             (time.time() - max_age_s, limit, self._holder, self._lease_s),
         )
         return sorted((task_record(row) for row in rows), key=lambda record: record.created_at)
+
+
+def _bounded(url: str, timeout_s: float, statement_timeout_s: float) -> str:
+    """The URL as a libpq conninfo with settings that bound every wait (invariant 4), where
+    the URL does not set its own.
+
+    Keepalives notice a server that vanished without closing the connection (a network cut);
+    the statement timeout ends a statement stuck on a lock. A wait inside a call is shielded
+    from cancellation, so these are what bound it.
+    """
+    defaults: dict[str, str | int] = {
+        "connect_timeout": max(1, math.ceil(timeout_s)),  # libpq takes whole seconds
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "options": f"-c statement_timeout={int(statement_timeout_s * 1000)}",
+    }
+    given = conninfo_to_dict(url)
+    return make_conninfo(url, **{name: v for name, v in defaults.items() if name not in given})
 
 
 def _row(task: Task, origin: str, values: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import pytest
 from hailuo_mcp.errors import StorageError
 from hailuo_mcp.ledger.pg_migrations import LATEST
 from hailuo_mcp.ledger.postgres import PostgresLedger
+from hailuo_mcp.models import Task, TaskStatus
 from tests.ledger.support import create
 from tests.postgres import PostgresServer, free_port, running_postgres
 
@@ -141,3 +142,14 @@ async def server_stop(server: PostgresServer) -> None:
 
 async def server_start(server: PostgresServer) -> None:
     await anyio.to_thread.run_sync(server.start)
+
+
+async def test_a_statement_stuck_on_a_lock_ends_as_a_storage_error(database_url: str) -> None:
+    async with PostgresLedger(database_url, statement_timeout_s=0.5) as ledger:
+        with psycopg.connect(database_url) as other:
+            other.execute("LOCK TABLE tasks IN EXCLUSIVE MODE")  # held until `other` ends
+            with anyio.fail_after(10), pytest.raises(StorageError) as caught:
+                await ledger.record_imported(Task(task_id="t1", status=TaskStatus.RUNNING))
+            other.rollback()
+        assert "statement timeout" in caught.value.message
+        assert await ledger.record_imported(Task(task_id="t1", status=TaskStatus.RUNNING))
