@@ -18,7 +18,7 @@ from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from hailuo_mcp.server import HailuoServer
+    from hailuo_mcp.hailuo_server import HailuoServer
 
 
 def _speed(raw: str) -> float:

@@ -35,7 +35,7 @@ from hailuo_mcp.auth.middleware import BearerAuthMiddleware
 from hailuo_mcp.auth.verifier import auth_settings, build_verifier
 from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import ConfigurationError, HailuoError
-from hailuo_mcp.server import HailuoServer
+from hailuo_mcp.hailuo_server import HailuoServer
 from hailuo_mcp.webhooks import WEBHOOK_PATH
 
 logger = logging.getLogger(__name__)

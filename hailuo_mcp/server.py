@@ -1,35 +1,26 @@
-"""build_server(settings) -> MCPServer: the lifespan, four thin tools and the saved videos."""
+"""build_server(settings) -> HailuoServer: the lifespan, the thin tools and the saved videos."""
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import anyio
 from mcp.server import MCPServer
-from mcp.server.apps import client_supports_apps
 from mcp.server.mcpserver import Context, ElicitationResult, Resolve
-from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import (
     CallToolResult,
-    InputRequiredResult,
-    ListResourcesResult,
-    PaginatedRequestParams,
-    ReadResourceRequestParams,
-    ReadResourceResult,
-    Resource,
     TextContent,
     ToolAnnotations,
 )
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from hailuo_mcp import __version__
 from hailuo_mcp.branding import WEBSITE_URL, server_icons
-from hailuo_mcp.callers import caller_of
 from hailuo_mcp.config import Settings
 from hailuo_mcp.confirmation import (
     SpendConfirmation,
@@ -38,6 +29,13 @@ from hailuo_mcp.confirmation import (
 )
 from hailuo_mcp.cost_tools import register_cost_tools
 from hailuo_mcp.errors import HailuoError, InputError
+from hailuo_mcp.hailuo_server import (
+    HailuoServer,
+    answer_call,
+    progress_for,
+    service_for,
+    tool_registrar,
+)
 from hailuo_mcp.mcp_tasks import TasksExtension
 from hailuo_mcp.models import (
     PROMPT_MAX_CHARS,
@@ -47,31 +45,24 @@ from hailuo_mcp.models import (
     TaskStatus,
     Variant,
     is_valid_task_id,
-    validation_message,
 )
 from hailuo_mcp.player import PLAYER_TOOL_META, build_apps
 from hailuo_mcp.prepare import build_request
 from hailuo_mcp.pricing import Estimate, estimate
-from hailuo_mcp.progress import Progress, reporting
 from hailuo_mcp.prompts import register_prompts
 from hailuo_mcp.results import TaskList, VideoResult
 from hailuo_mcp.runtime import Runtime, open_runtime, runtime_of
 from hailuo_mcp.spending import wall_clock
-from hailuo_mcp.task_resource import read_video_resource, register_task_resource
+from hailuo_mcp.task_resource import register_task_resource
 from hailuo_mcp.tool_results import (
     VIDEO_URI,
     error_result,
-    listing_meta,
     listing_text,
     summary,
-    video_answer,
-    video_uri,
 )
 
 if TYPE_CHECKING:
-    from mcp.server.context import ServerRequestContext
-
-    from hailuo_mcp.flow import VideoService
+    pass
 
 logger = logging.getLogger(__name__)
 
@@ -83,123 +74,6 @@ it later. estimate_cost prices a request first; list_tasks shows recent tasks.""
 
 StatusFilter = Literal["pending", "processing", "completed", "failed"]
 F = TypeVar("F", bound=Callable[..., Any])
-
-_LISTED_VIDEOS = 50
-
-
-async def _answer(
-    runtime: Runtime, call: Callable[[VideoService], Awaitable[VideoResult]], ctx: Context
-) -> CallToolResult:
-    """Run one service call, as the request's caller, and turn its result or error into a
-    tool result."""
-    try:
-        result = await call(service_for(runtime, ctx))
-    except HailuoError as exc:
-        return await error_result(exc, runtime, video_schema=True)
-    try:
-        return await video_answer(result, for_player=client_supports_apps(ctx))
-    except Exception as exc:
-        # Building the answer comes after a create too: it must not lose the id
-        # (invariant 3 in docs/ARCHITECTURE.md).
-        logger.exception("task %s: could not build the answer", result.task_id)
-        error = HailuoError(
-            f"The task is recorded but its answer could not be built ({type(exc).__name__}); "
-            "call get_task to check it.",
-            task_id=result.task_id,
-        )
-        return await error_result(error, runtime, video_schema=True)
-
-
-def service_for(runtime: Runtime, ctx: Any) -> VideoService:
-    """The service answering this tool call's caller (its tasks only, paid with its key)."""
-    return runtime.service.for_caller(caller_of(ctx.request_context))
-
-
-@asynccontextmanager
-async def _progress(ctx: Context, settings: Settings) -> AsyncIterator[Progress]:
-    async with reporting(ctx.report_progress, interval=settings.progress_interval) as progress:
-        yield progress
-
-
-def tool_registrar(
-    mcp: MCPServer[Runtime], meta: dict[str, Any] | None = None
-) -> Callable[[str, ToolAnnotations], Callable[[F], F]]:
-    """A decorator factory registering a tool whose description is its cleaned docstring."""
-
-    def tool(title: str, annotations: ToolAnnotations) -> Callable[[F], F]:
-        def register(fn: F) -> F:
-            description = inspect.cleandoc(fn.__doc__ or "")
-            mcp.tool(
-                title=title,
-                description=description,
-                annotations=annotations,
-                icons=server_icons(),
-                meta=meta,
-            )(fn)
-            return fn
-
-        return register
-
-    return tool
-
-
-class HailuoServer(MCPServer[Runtime]):
-    """MCPServer with our error format for argument errors, and the saved videos listed."""
-
-    # The lifespan's runtime while the server runs (the HTTP app's webhook route reads it).
-    runtime: Runtime | None = None
-
-    async def call_tool(
-        self, name: str, arguments: dict[str, Any], context: Context[Runtime, Any] | None = None
-    ) -> Any:
-        """Call a tool; arguments the SDK refuses get the same answer as ours."""
-        try:
-            return await super().call_tool(name, arguments, context)
-        except ToolError as exc:
-            if isinstance(exc.__cause__, ValidationError):
-                error = InputError(validation_message(exc.__cause__))
-                return await error_result(error, None)
-            raise
-
-    async def _handle_list_resources(
-        self, ctx: ServerRequestContext[Runtime], params: PaginatedRequestParams | None
-    ) -> ListResourcesResult:
-        listed = await super()._handle_list_resources(ctx, params)
-        runtime = ctx.lifespan_context
-        if not isinstance(runtime, Runtime):
-            return listed
-        try:
-            service = runtime.service.for_caller(caller_of(ctx))
-            rows = await service.recent(_LISTED_VIDEOS, TaskStatus.COMPLETED)
-        except HailuoError:
-            return listed
-        videos = []
-        for row in rows:
-            path = Path(row.video_path) if row.video_path else None
-            if path is None or not path.is_file():
-                continue
-            videos.append(
-                Resource(
-                    uri=video_uri(row.task_id),
-                    name=path.name,
-                    title=(row.prompt or "")[:80] or None,
-                    description=f"Hailuo video of task {row.task_id}, saved at {path}",
-                    mime_type="video/mp4",
-                    size=path.stat().st_size,
-                    _meta=await listing_meta(path),
-                )
-            )
-        return ListResourcesResult(resources=[*listed.resources, *videos])
-
-    async def _handle_read_resource(
-        self, ctx: ServerRequestContext[Runtime], params: ReadResourceRequestParams
-    ) -> ReadResourceResult | InputRequiredResult:
-        # Saved videos and their parts are encoded from disk (task_resource.py), not through
-        # the SDK's bytes -> base64 copies; every other URI is the SDK's.
-        streamed = await read_video_resource(ctx, params.uri)
-        if streamed is not None:
-            return streamed
-        return await super()._handle_read_resource(ctx, params)
 
 
 def build_server(
@@ -344,8 +218,8 @@ def build_server(
             )
         except InputError as exc:
             return await error_result(exc, runtime)
-        async with _progress(ctx, settings) as progress:
-            return await _answer(
+        async with progress_for(ctx, settings) as progress:
+            return await answer_call(
                 runtime,
                 lambda service: service.generate(
                     request,
@@ -391,8 +265,8 @@ def build_server(
         progress) until the task ends or the time is up.
         """
         runtime = runtime_of(ctx)
-        async with _progress(ctx, settings) as progress:
-            return await _answer(
+        async with progress_for(ctx, settings) as progress:
+            return await answer_call(
                 runtime,
                 lambda service: service.lookup(
                     task_id, wait_seconds=wait_seconds, progress=progress, refresh_url=refresh_url
