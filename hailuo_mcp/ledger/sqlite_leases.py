@@ -3,8 +3,8 @@
 Several stdio servers on one machine share one file. A lease is free when it has no holder,
 when its time ran out, or when its holder names this host and a process that no longer exists:
 a server restarted after a crash resumes the crashed one's tasks at once instead of waiting
-out the lease. Each change is one statement in a write transaction, so two processes never
-both take a task.
+out the lease. Each change runs in one write transaction, so two processes never both take a
+task. No RETURNING: it needs SQLite 3.35, newer than some Pythons ship.
 """
 
 from __future__ import annotations
@@ -91,10 +91,14 @@ class SqliteLeases:
         def write() -> set[str]:
             conn = self._db()
             with conn:
-                rows = conn.execute(
+                conn.execute(
                     f"UPDATE tasks SET lease_until = ? WHERE lease_holder = ? AND task_id IN "
-                    f"({marks}) RETURNING task_id",
+                    f"({marks})",
                     (now + self._lease_s, self.holder, *task_ids),
+                )
+                rows = conn.execute(
+                    f"SELECT task_id FROM tasks WHERE lease_holder = ? AND task_id IN ({marks})",
+                    (self.holder, *task_ids),
                 ).fetchall()
             return {row[0] for row in rows}
 
@@ -121,13 +125,27 @@ class SqliteLeases:
         def write() -> list[TaskRecord]:
             conn = self._db()
             with conn:
+                # The write lock first, so the rows picked are still free when leased.
+                conn.execute("BEGIN IMMEDIATE")
+                picked = [
+                    row[0]
+                    for row in conn.execute(
+                        f"SELECT task_id FROM tasks WHERE created_at >= ? AND {UNFINISHED_SQL} "
+                        f"AND {FREE_LEASE_SQL} ORDER BY created_at LIMIT ?",
+                        (now - max_age_s, now, limit),
+                    )
+                ]
+                if not picked:
+                    return []
+                marks = ", ".join("?" for _ in picked)
+                conn.execute(
+                    "UPDATE tasks SET lease_holder = ?, lease_until = ? "
+                    f"WHERE task_id IN ({marks})",
+                    (self.holder, now + self._lease_s, *picked),
+                )
                 rows = conn.execute(
-                    "UPDATE tasks SET lease_holder = ?, lease_until = ? WHERE task_id IN "
-                    f"(SELECT task_id FROM tasks WHERE created_at >= ? AND {UNFINISHED_SQL} "
-                    f"AND {FREE_LEASE_SQL} ORDER BY created_at LIMIT ?) RETURNING *",
-                    (self.holder, now + self._lease_s, now - max_age_s, now, limit),
+                    f"SELECT * FROM tasks WHERE task_id IN ({marks}) ORDER BY created_at", picked
                 ).fetchall()
-            records = [task_record(dict(row)) for row in rows]
-            return sorted(records, key=lambda record: record.created_at)
+            return [task_record(dict(row)) for row in rows]
 
         return await self._run(write)
