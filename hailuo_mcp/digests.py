@@ -57,18 +57,26 @@ def file_sha256(path: Path) -> str:
 def base64_of_file(path: Path) -> str:
     """The base64 text of a whole file, encoded from disk in 3 MiB chunks (OSError if unreadable).
 
-    Peak memory is the text and one chunk: never the raw file, never a second copy of the text.
+    The chunks' encodings fill one buffer of the text's final length, which then becomes the
+    `str`: the raw file is never in memory, and the text twice only while it is made a `str`
+    (Python has no way to build a large `str` without that copy: growing one with `+=` is
+    copy-free only once CPython has specialised the loop, so a short loop copies every time).
     """
-    text = ""
     with path.open("rb") as file:
-        # A buffered read returns the whole chunk unless the file ends: only the last chunk
-        # can be short, so only the end of the text is padded.
-        while chunk := file.read(BASE64_CHUNK_BYTES):
-            # CPython grows a str that only this local refers to in place (a realloc) instead
-            # of copying it; "".join would hold every piece and the result at once (twice the
-            # text). tests/unit/test_digests.py checks the peak.
-            text += binascii.b2a_base64(chunk, newline=False).decode("ascii")
-    return text
+        size = os.fstat(file.fileno()).st_size
+        text = bytearray(4 * -(-size // 3))
+        chunk = memoryview(bytearray(BASE64_CHUNK_BYTES))
+        at = 0
+        remaining = size
+        while remaining:
+            wanted = min(BASE64_CHUNK_BYTES, remaining)
+            if file.readinto(chunk[:wanted]) != wanted:
+                raise OSError(f"{path} got shorter while it was read")
+            encoded = binascii.b2a_base64(chunk[:wanted], newline=False)
+            text[at : at + len(encoded)] = encoded
+            at += len(encoded)
+            remaining -= wanted
+    return text.decode("ascii")
 
 
 def part_count(size: int, part_bytes: int = PART_BYTES) -> int:
