@@ -136,6 +136,6 @@ class DownloadError(HailuoError):
 
 
 class StorageError(HailuoError):
-    """The video could not be written to the output folder."""
+    """The video could not be written to the output folder, or the ledger could not be used."""
 
     kind = "storage_failed"

@@ -28,7 +28,7 @@ from hailuo_mcp.errors import (
 )
 from hailuo_mcp.filenames import safe_name
 from hailuo_mcp.history import TimingHistory
-from hailuo_mcp.leases import TAKEOVER_MAX_AGE_S, LeaseKeeper
+from hailuo_mcp.leases import LeaseKeeper
 from hailuo_mcp.ledger import TaskLedger, TaskRecord
 from hailuo_mcp.models import Task, TaskStatus, VideoRequest, is_valid_task_id
 from hailuo_mcp.piapi import PiAPIClient, missing_key_error
@@ -83,7 +83,6 @@ class VideoService:
         self._guard = CostGuard(settings, ledger, clock)
         self._history = TimingHistory.for_expected(ledger, settings.expected_seconds)
         self._saver = VideoSaver(settings, ledger, downloader, leases)
-        self._leases = leases
         self._caller = LOCAL
 
     def for_caller(self, caller: Caller) -> VideoService:
@@ -399,21 +398,6 @@ class VideoService:
                 await self._release(task_id)
         except HailuoError as exc:
             logger.info("background tracking of %s ended: %s", task_id, exc.message)
-
-    async def resume_unfinished(self) -> int:
-        """Track, in the background, every recent task that is unfinished or unsaved (and, with
-        replicas, that no live replica follows)."""
-        if self._leases is None:
-            rows = await self._ledger.unfinished(max_age_s=TAKEOVER_MAX_AGE_S)
-        else:
-            rows = await self._ledger.claim_orphans(TAKEOVER_MAX_AGE_S, limit=1000)
-            for row in rows:
-                self._leases.took(row.task_id)
-        for row in rows:
-            self.track_in_background(row.task_id)
-        if rows:
-            logger.info("resuming %d unfinished task(s)", len(rows))
-        return len(rows)
 
     async def recent(self, limit: int, status: TaskStatus | None) -> list[TaskRecord]:
         """This caller's recent ledger rows, newest first."""

@@ -67,6 +67,17 @@ class LeaseKeeper:
                 logger.warning("could not release task %s: %s", task_id, exc.message)
                 return  # the ledger is gone: the leases expire on their own
 
+    async def take_over(self, follow: Callable[[TaskRecord], None], limit: int) -> int:
+        """Lease and follow up to `limit` recent unfinished tasks that no live replica holds
+        (at start-up: this replica's own from before a crash, too); returns how many."""
+        rows = await self._ledger.claim_orphans(TAKEOVER_MAX_AGE_S, limit)
+        for row in rows:
+            self._held.add(row.task_id)
+            follow(row)
+        if rows:
+            logger.info("following %d unfinished task(s) no replica followed", len(rows))
+        return len(rows)
+
     async def run(self, follow: Callable[[TaskRecord], None], *, take_over: bool) -> None:
         """Renew held leases and (with `take_over`) follow the tasks of dead replicas; forever."""
         while True:
@@ -74,12 +85,7 @@ class LeaseKeeper:
             try:
                 await self._renew()
                 if take_over:
-                    for row in await self._ledger.claim_orphans(
-                        TAKEOVER_MAX_AGE_S, _ORPHANS_PER_SCAN
-                    ):
-                        self._held.add(row.task_id)
-                        logger.info("taking over task %s (its replica stopped)", row.task_id)
-                        follow(row)
+                    await self.take_over(follow, _ORPHANS_PER_SCAN)
             except HailuoError as exc:
                 # The ledger is unreachable for a moment (a database restart): try again.
                 logger.warning("could not renew task leases: %s", exc.message)

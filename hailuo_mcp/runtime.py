@@ -145,12 +145,12 @@ async def _open(
             sock = webhook_listener.bind(*settings.webhook_host_port)
             if sock is not None:
                 group.start_soon(webhook_listener.listen, inbox.app(), sock)
+    follow = partial(_follow_orphan, service)
     if settings.resume_on_start:
-        group.start_soon(_resume, service)
+        group.start_soon(_resume, leases, follow)
     # Renew this replica's leases; pick up the tasks of replicas that stopped (with the
     # server's key: tasks paid with a caller's own key wait for a webhook or their owner).
     take_over = settings.resume_on_start and settings.api_key is not None
-    follow = partial(_follow_orphan, service)
     group.start_soon(partial(leases.run, take_over=take_over), follow)
     return Runtime(given, service, inbox=inbox, tracker=tracker, served=settings)
 
@@ -172,9 +172,13 @@ def _follow_orphan(service: VideoService, row: TaskRecord) -> None:
     service.track_in_background(row.task_id)
 
 
-async def _resume(service: VideoService) -> None:
+# At start-up every unfinished task nobody holds is followed (a crashed run's own among them).
+_RESUME_LIMIT = 1000
+
+
+async def _resume(leases: LeaseKeeper, follow: Callable[[TaskRecord], None]) -> None:
     try:
-        await service.resume_unfinished()
+        await leases.take_over(follow, _RESUME_LIMIT)
     except HailuoError as exc:
         logger.warning("could not resume unfinished tasks: %s", exc.message)
 
