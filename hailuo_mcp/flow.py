@@ -378,26 +378,31 @@ class VideoService:
 
     async def _follow_in_background(self, task_id: str) -> None:
         budget = max(600.0, 20 * self._settings.expected_seconds)
-        if not await self._saver.claim(task_id):
-            logger.info("task %s is followed by another replica", task_id)
-            return
-        record = await self._ledger.get(task_id)
-        # Start from what the ledger knows: the feed decides when to look (honouring any
-        # Retry-After PiAPI gave the call that handed the task over).
-        task = Task(
-            task_id=task_id,
-            status=record.status if record else TaskStatus.UNKNOWN,
-            video_url=record.video_url if record else None,
-        )
         try:
+            if not await self._saver.claim(task_id):
+                logger.info("task %s is followed by another replica", task_id)
+                return
+            record = await self._ledger.get(task_id)
+            # Start from what the ledger knows: the feed decides when to look (honouring any
+            # Retry-After PiAPI gave the call that handed the task over).
+            task = Task(
+                task_id=task_id,
+                status=record.status if record else TaskStatus.UNKNOWN,
+                video_url=record.video_url if record else None,
+            )
             if task.status != TaskStatus.COMPLETED or not task.video_url:
                 task, _ = await self._wait(task, budget, silent(), created_here=False)
             if task.status == TaskStatus.COMPLETED:
                 await self.save_video(task)
-            elif task.status.is_terminal:
+                return
+            if task.status.is_terminal:
                 await self._release(task_id)
+                return
         except HailuoError as exc:
             logger.info("background tracking of %s ended: %s", task_id, exc.message)
+        # Not followed to its end (the ledger or PiAPI failed, or the budget ran out): stop
+        # renewing its lease, so that once it expires a replica, this one too, follows it again.
+        self._saver.let_go(task_id)
 
     async def recent(self, limit: int, status: TaskStatus | None) -> list[TaskRecord]:
         """This caller's recent ledger rows, newest first."""

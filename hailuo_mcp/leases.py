@@ -52,6 +52,11 @@ class LeaseKeeper:
         self._held.discard(task_id)
         return False
 
+    def let_go(self, task_id: str) -> None:
+        """Stop renewing the task's lease without a ledger write (the ledger may be down): it
+        expires within a lease period and `claim_orphans` hands it out again."""
+        self._held.discard(task_id)
+
     async def release(self, task_id: str) -> None:
         """The task was followed to its end here: nobody needs to hold it any more."""
         self._held.discard(task_id)

@@ -62,6 +62,11 @@ class VideoSaver:
         """Whether this replica may follow and save the task (no other live replica does)."""
         return self._leases is None or await self._leases.claim(task_id)
 
+    def let_go(self, task_id: str) -> None:
+        """This replica stops following the task: its lease runs out and is taken again."""
+        if self._leases is not None:
+            self._leases.let_go(task_id)
+
     async def release(self, task_id: str) -> None:
         """The task ended here: its lease is no longer needed."""
         if self._leases is not None:
