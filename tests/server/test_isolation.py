@@ -71,14 +71,16 @@ def serve_for(
 
 
 @asynccontextmanager
-async def caller(url: str, token: str, key: str | None = None) -> AsyncIterator[Client]:
+async def caller(
+    url: str, token: str, key: str | None = None, mode: str = "legacy"
+) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {token}"}
     if key is not None:
         headers["X-PiAPI-Key"] = key
     http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(10, read=60), trust_env=False)
     async with (
         http,
-        Client(streamable_http_client(f"{url}/mcp", http_client=http), mode="legacy") as client,
+        Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode) as client,
     ):
         yield client
 
@@ -92,12 +94,13 @@ async def generate(client: Client, prompt: str = PROMPT) -> dict[str, Any]:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["legacy", "auto"])  # 2025-11-25 and 2026-07-28
 async def test_a_second_token_sees_none_of_the_first_tokens_tasks_on_any_tool_or_resource(
-    any_key_emulator: Emulator, tmp_path: Path, serve_app: Callable[[ASGIApp], str]
+    any_key_emulator: Emulator, tmp_path: Path, serve_app: Callable[[ASGIApp], str], mode: str
 ) -> None:
     url = serve_for(any_key_emulator, tmp_path, serve_app)
     with anyio.fail_after(60):
-        async with caller(url, TOKEN_A) as a:
+        async with caller(url, TOKEN_A, mode=mode) as a:
             made = await generate(a)
             task_id = made["task_id"]
             listed = await a.call_tool("list_tasks", {})
@@ -110,7 +113,7 @@ async def test_a_second_token_sees_none_of_the_first_tokens_tasks_on_any_tool_or
             spent = await a.call_tool("spending_summary", {})
             assert spent.structured_content["all_time"]["completed"] == 1
 
-        async with caller(url, TOKEN_B) as b:
+        async with caller(url, TOKEN_B, mode=mode) as b:
             listed = await b.call_tool("list_tasks", {})
             assert listed.structured_content["tasks"] == []
             looked = await b.call_tool("get_task", {"task_id": task_id})
