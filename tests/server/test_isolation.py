@@ -25,6 +25,7 @@ from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
 from hailuo_mcp.http_app import build_http_app
 from hailuo_mcp.server import build_server
 from tests.mcp_tasks_support import ERAS, LEGACY, HttpWire, Session
+from tests.server.test_oauth import RESOURCE, SCOPE, Issuer, rsa_key
 from tests.support import error_of, make_settings, text_of
 
 TOKEN_A = "hm-team-token-a-5c1e9b3d7f2a4c6e"
@@ -214,3 +215,33 @@ def test_mcp_tasks_of_one_token_are_invisible_to_another_on_both_eras(
     finally:
         owner.close()
         stranger.close()
+
+
+@pytest.mark.anyio
+async def test_two_oauth_subjects_of_one_client_are_two_principals(
+    any_key_emulator: Emulator,
+    tmp_path: Path,
+    serve_app: Callable[[ASGIApp], str],
+) -> None:
+    issuer = Issuer(keys={"k1": rsa_key()})
+    issuer.url = serve_app(issuer.app())
+    url = serve_for(
+        any_key_emulator,
+        tmp_path,
+        serve_app,
+        HAILUO_OAUTH_ISSUER=issuer.url,
+        HAILUO_RESOURCE_URL=RESOURCE,
+        HAILUO_OAUTH_SCOPES=SCOPE,
+    )
+    alice, bob = issuer.token(sub="alice"), issuer.token(sub="bob")
+    with anyio.fail_after(60):
+        async with caller(url, alice) as a:
+            made = await generate(a)
+        async with caller(url, bob) as b:
+            assert (await b.call_tool("list_tasks", {})).structured_content["tasks"] == []
+            looked = await b.call_tool("get_task", {"task_id": made["task_id"]})
+            assert error_of(looked)["error_kind"] == "task_not_found"
+        # Alice again, with a fresh token: the same subject, so the same tasks.
+        async with caller(url, issuer.token(sub="alice")) as again:
+            listed = await again.call_tool("list_tasks", {})
+            assert [t["task_id"] for t in listed.structured_content["tasks"]] == [made["task_id"]]
