@@ -26,7 +26,7 @@ from hailuo_mcp.http_app import build_http_app
 from hailuo_mcp.server import build_server
 from tests.mcp_tasks_support import ERAS, LEGACY, HttpWire, Session
 from tests.server.test_oauth import RESOURCE, SCOPE, Issuer, rsa_key
-from tests.support import error_of, make_settings, text_of
+from tests.support import error_of, make_settings, sample_png, text_of
 
 TOKEN_A = "hm-team-token-a-5c1e9b3d7f2a4c6e"
 TOKEN_B = "hm-team-token-b-0d2f4b6a8c1e3a5b"
@@ -245,3 +245,24 @@ async def test_two_oauth_subjects_of_one_client_are_two_principals(
         async with caller(url, issuer.token(sub="alice")) as again:
             listed = await again.call_tool("list_tasks", {})
             assert [t["task_id"] for t in listed.structured_content["tasks"]] == [made["task_id"]]
+
+
+@pytest.mark.anyio
+async def test_a_caller_over_http_cannot_have_a_file_of_the_servers_machine_uploaded(
+    any_key_emulator: Emulator, tmp_path: Path, serve_app: Callable[[ASGIApp], str]
+) -> None:
+    # The file is in an allowed folder: a local user could use it, a remote caller may not.
+    image = tmp_path / "secret-frame.png"
+    image.write_bytes(sample_png(800, 600))
+    url = serve_for(any_key_emulator, tmp_path, serve_app)
+    with anyio.fail_after(30):
+        async with caller(url, TOKEN_A) as remote:
+            for given in (str(image), image.as_uri()):
+                result = await remote.call_tool(
+                    "generate_video", {"prompt": PROMPT, "image_url": given}
+                )
+                error = error_of(result)
+                assert error["error_kind"] == "invalid_input"
+                assert error["message"].startswith("image_url:")
+    assert any_key_emulator.task_ids() == []
+    assert not any(entry.path.endswith("ephemeral_resource") for entry in any_key_emulator.log)
