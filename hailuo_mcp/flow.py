@@ -142,15 +142,12 @@ class VideoService:
             return await self._same_as(earlier, wait_seconds, progress)
         await self._guard.within_caps(price.usd, owner)
         short = self._guard.balance_warning(price.usd, owner)
-        if not self._caller.is_local and _names_a_local_file(request.image_url):
-            # The server's files are not a remote caller's: never upload them for it.
-            raise InputError(
-                "image_url: a caller over HTTP gives an http(s) URL of the image; local paths "
-                "and file:// URIs name files on the server's machine and are taken only from "
-                "its local user (stdio)"
-            )
         prepared = await prepare(
-            request, self._settings, image_check=self._image_check, progress=progress
+            request,
+            self._settings,
+            image_check=self._image_check,
+            progress=progress,
+            local_files=self._caller.is_local,
         )
         task = await self._create_and_record(
             prepared, progress, image_source=request.image_url, file_name=file_name
@@ -422,7 +419,3 @@ class VideoService:
     def result_from_record(self, record: TaskRecord, *, waited: float = 0.0) -> VideoResult:
         """The answer about a task, from its ledger row."""
         return answer(record, self._settings, waited=waited)
-
-
-def _names_a_local_file(image_url: str | None) -> bool:
-    return bool(image_url) and not str(image_url).lower().startswith(("http://", "https://"))

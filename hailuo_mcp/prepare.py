@@ -97,17 +97,32 @@ async def prepare(
     *,
     image_check: ImageCheck | None,
     progress: Progress,
+    local_files: bool = True,
 ) -> Prepared:
-    """Check everything that can be checked before the create; raise what fails."""
+    """Check everything that can be checked before the create; raise what fails.
+
+    `local_files` is off for a caller over HTTP: the server's files are not its files.
+    """
+    if not local_files and request.image_url and not _is_http(request.image_url):
+        # Never upload a file of the server's machine for someone else.
+        raise InputError(
+            "image_url: a caller over HTTP gives an http(s) URL of the image; local paths "
+            "and file:// URIs name files on the server's machine and are taken only from "
+            "its local user (stdio)"
+        )
     price = price_of(request, settings)
     progress.say("checking the output folder")
     await anyio.to_thread.run_sync(check_output_folder, settings.output_dir)
     warnings: list[str] = []
     if request.image_url:
         if image_check is None:
-            if not request.image_url.lower().startswith(("http://", "https://")):
+            if not _is_http(request.image_url):
                 raise InputError("image_url must be an http(s) URL")
         else:
             progress.say("checking the image")
             request = await image_check(request, warnings.append)
     return Prepared(request=request, price=price, warnings=tuple(warnings))
+
+
+def _is_http(url: str) -> bool:
+    return url.lower().startswith(("http://", "https://"))
