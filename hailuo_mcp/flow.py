@@ -72,7 +72,6 @@ class VideoService:
         self._settings = settings
         self._client = client
         self._ledger = ledger
-        self._downloader = downloader
         self._image_check = image_check
         self._tracker = tracker
         self._news = news or TaskNews()
