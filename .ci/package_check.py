@@ -41,8 +41,8 @@ PACKAGE_DATA = [
     "hailuo_mcp/assets/icon.png",
     "hailuo_mcp/assets/player.html",
 ]
-# The README's "Install" commands, run here verbatim (tests/packaging/test_package.py checks that they are
-# the README's): as a user's shell runs them, from a folder of their own, HOME in --work.
+# The README's "Install" commands, run here verbatim (tests/packaging/test_package.py checks that
+# they are the README's): as a user's shell runs them, from a folder of their own, HOME in --work.
 README_UVX = "uvx hailuo-mcp"
 README_PIPX = "pipx install hailuo-mcp"
 README_PIP = "python3 -m venv ~/hailuo-mcp && ~/hailuo-mcp/bin/pip install hailuo-mcp"
