@@ -2,11 +2,11 @@
 
 An http(s) URL is probed with one bounded request per hop (a Range request for the first
 bytes, a short budget, at most `MAX_REDIRECTS` redirects, no API key) to learn its byte size,
-format and pixel size. A local path or `file://` URI is read from an allowed folder only
-(`Settings.image_dirs`), checked the same way, and uploaded through PiAPI's upload endpoint;
-the request then carries the uploaded URL. A broken rule (image_facts.py) raises `InputError`
-naming image_url, the measured value and the rule. An image that cannot be read from here is
-not blocked: the gate reports a warning and lets PiAPI decide.
+format and pixel size. A local path or `file://` URI goes to local_images.py: read from an
+allowed folder only, checked the same way, and uploaded; the request then carries the
+uploaded URL. A broken rule (image_facts.py) raises `InputError` naming image_url, the
+measured value and the rule. An image that cannot be read from here is not blocked: the gate
+reports a warning and lets PiAPI decide.
 
 The hosts probed are whatever an assistant was given, so the gate has an HTTP client of its
 own, fit for strangers: no key, no cookies kept, redirects followed by hand (each hop checked),
@@ -18,39 +18,31 @@ from __future__ import annotations
 import functools
 import io
 import ipaddress
-import os
 import re
-import stat
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 import anyio
 import httpx
 
 from hailuo_mcp.config import Settings
-from hailuo_mcp.errors import HailuoError, InputError
+from hailuo_mcp.errors import InputError
 from hailuo_mcp.image_facts import (
-    FORMAT_EXTENSIONS,
     check_byte_size,
     check_facts,
     read_header,
     refused_extension,
     shown,
-    size_text,
 )
+from hailuo_mcp.local_images import Uploader, path_from_file_uri, upload_local
 from hailuo_mcp.models import VideoRequest
 
 WarnFn = Callable[[str], None]
 
-# PiAPI's upload endpoint takes at most 10 MB (read as MiB, like the emulator; documented).
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 3
 # Probes in flight at once (one per generate_video with an image URL), and idle connections
 # kept: a stranger's host gets no more of this server than that.
@@ -66,14 +58,6 @@ _CONTENT_RANGE_RE = re.compile(r"^\s*bytes\s+\d+-\d+/(\d+)\s*$", re.IGNORECASE)
 
 def _ignore(message: str) -> None:
     return None
-
-
-class Uploader(Protocol):
-    """Where a local image goes to get a URL PiAPI can fetch (PiAPIClient.upload)."""
-
-    async def upload(self, file_name: str, data: bytes) -> str:
-        """Upload `data` as `file_name`; return its URL."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -171,7 +155,7 @@ class ImageGate:
             await self._check_url(value, warn)
             return request
         if kind == "file":
-            path = _path_from_file_uri(value)
+            path = path_from_file_uri(value)
         elif kind:
             raise InputError(
                 f"image_url: {kind}: URLs are not supported; give an http(s) URL or the path "
@@ -184,7 +168,7 @@ class ImageGate:
                     f"image_url: {shown(value)!r} is a relative path; give the absolute path "
                     "of the image (or an http(s) URL)"
                 )
-        url = await self._upload_local(path, shown(value))
+        url = await upload_local(self._uploader, path, shown(value), self._settings.image_dirs)
         return request.model_copy(update={"image_url": url})
 
     # URLs
@@ -283,77 +267,6 @@ class ImageGate:
                 )
         return f"it redirects more than {MAX_REDIRECTS} times"
 
-    # Local files
-
-    async def _upload_local(self, path: Path, label: str) -> str:
-        name, data = await anyio.to_thread.run_sync(self._read_local, path, label)
-        try:
-            return await self._uploader.upload(name, data)
-        except HailuoError as exc:
-            # Keep the error's kind; add the way out that needs no upload.
-            exc.message = (
-                f"image_url: uploading the local image to PiAPI failed: {exc.message} You can "
-                "also give a public http(s) URL of the image instead."
-            )
-            exc.args = (exc.message,)
-            raise
-
-    def _read_local(self, path: Path, label: str) -> tuple[str, bytes]:
-        """Check a local image in an allowed folder; return (upload file name, bytes). Blocking."""
-        roots = [Path(root).expanduser().resolve() for root in self._settings.image_dirs]
-        if not roots:
-            raise InputError(
-                "image_url: reading local images is turned off (HAILUO_IMAGE_DIRS is empty); "
-                "give an http(s) URL"
-            )
-        # resolve() follows every symlink, so containment is checked where the file really is,
-        # and before touching it: a refused path tells nothing about what exists there.
-        try:
-            real = path.resolve()
-        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11)
-            raise InputError(f"image_url: cannot resolve {label} ({exc})") from exc
-        if not any(real.is_relative_to(root) for root in roots):
-            via = "" if real == path else f" (it resolves to {shown(str(real))})"
-            raise InputError(
-                f"image_url: {label} is outside the folders this server may read images from"
-                f"{via}; allowed: {', '.join(str(r) for r in roots)}. Move the image into one "
-                "of them or add its folder to HAILUO_IMAGE_DIRS."
-            )
-        # O_NOFOLLOW: the checked path cannot be swapped for a symlink; O_NONBLOCK: a FIFO
-        # cannot hang the open.
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        try:
-            fd = os.open(real, flags)
-        except FileNotFoundError as exc:
-            raise InputError(f"image_url: there is no file at {label}") from exc
-        except OSError as exc:
-            raise InputError(
-                f"image_url: cannot read {label} ({exc.strerror or type(exc).__name__})"
-            ) from exc
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            os.close(fd)
-            raise InputError(f"image_url: {label} is not a regular file (a folder or a device?)")
-        with os.fdopen(fd, "rb") as file:
-            # The size first: nothing of a file too big to use is read.
-            check_byte_size(info.st_size)
-            facts = read_header(file, whole=True)
-            assert facts is not None  # whole=True raises instead of returning None
-            check_facts(facts)
-            if info.st_size > MAX_UPLOAD_BYTES:
-                raise InputError(
-                    f"image_url: the local file is {size_text(info.st_size)}; PiAPI's upload "
-                    f"endpoint takes at most 10 MB ({MAX_UPLOAD_BYTES:,} bytes). Make it smaller "
-                    "(e.g. save it as JPG) or give a public http(s) URL of it (up to 20 MB)."
-                )
-            file.seek(0)
-            data = file.read(MAX_UPLOAD_BYTES + 1)
-        if len(data) > MAX_UPLOAD_BYTES:
-            raise InputError(f"image_url: {label} grew while it was read; try again")
-        # The whole file is in hand: verify it, so a truncated image is refused before upload.
-        read_header(io.BytesIO(data), whole=True, verify=True)
-        return f"image.{FORMAT_EXTENSIONS[facts.format]}", data
-
 
 def _unchecked(why: str) -> str:
     return (
@@ -396,17 +309,6 @@ def _url_problem(url: str, *, local_ok: bool) -> str | None:
             "public URL, or the local file's path (it is then uploaded for you)"
         )
     return None
-
-
-def _path_from_file_uri(uri: str) -> Path:
-    parts = urlsplit(uri)
-    if parts.netloc not in ("", "localhost"):
-        raise InputError(
-            f"image_url: {shown(uri)!r} names another machine ({parts.netloc}); a file:// URI "
-            "must point to a file on this machine"
-        )
-    # url2pathname also decodes %-escapes (and drive letters on Windows).
-    return Path(url2pathname(parts.path))
 
 
 def _total_size(response: httpx.Response, received: int, ended: bool) -> int | None:
