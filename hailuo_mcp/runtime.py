@@ -156,15 +156,18 @@ async def _open(
 
 
 def _with_our_webhook(settings: Settings) -> Settings:
-    """Creates carry our receiver and this server's secret (HAILUO_PUBLIC_URL)."""
+    """Creates carry our receiver and this server's secret (HAILUO_PUBLIC_URL).
+
+    PIAPI_WEBHOOK_SECRET, when set, is that secret: replicas with state folders of their own
+    share it, so a delivery is accepted by whichever replica it lands on. Otherwise the secret
+    is made once in HAILUO_STATE_DIR.
+    """
     assert settings.public_url is not None
     if settings.webhook_url:
         logger.warning("HAILUO_PUBLIC_URL is set: it replaces PIAPI_WEBHOOK_URL for new tasks")
+    secret = settings.webhook_secret or load_or_create_secret(settings.state_dir)
     return settings.model_copy(
-        update={
-            "webhook_url": webhook_endpoint(settings.public_url),
-            "webhook_secret": load_or_create_secret(settings.state_dir),
-        }
+        update={"webhook_url": webhook_endpoint(settings.public_url), "webhook_secret": secret}
     )
 
 

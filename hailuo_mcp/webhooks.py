@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hailuo_mcp.errors import HailuoError
+from hailuo_mcp.errors import HailuoError, StorageError
 from hailuo_mcp.flow import VideoService
 from hailuo_mcp.models import Task, TaskStatus, is_valid_task_id
 
@@ -41,21 +41,42 @@ _MAX_BODY = 256 * 1024
 
 
 def load_or_create_secret(state_dir: Path) -> SecretStr:
-    """This server's webhook secret: made once, kept in the state folder readable by us only."""
+    """This server's webhook secret: made once, kept in the state folder readable by us only.
+
+    Servers sharing the folder share the secret. The file appears whole or not at all (written
+    aside, then linked into place), so a server starting at the same moment never reads it
+    half-written (an empty secret would accept deliveries without one).
+    """
     path = state_dir / _SECRET_FILE
-    try:
-        return SecretStr(path.read_text(encoding="ascii").strip())
-    except FileNotFoundError:
-        pass
+    if (existing := _read_secret(path)) is not None:
+        return existing
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     secret = secrets.token_urlsafe(32)
+    aside = state_dir / f".{_SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another server process made it meanwhile: use theirs
-        return SecretStr(path.read_text(encoding="ascii").strip())
-    with os.fdopen(fd, "w", encoding="ascii") as file:
-        file.write(secret)
+        with os.fdopen(fd, "w", encoding="ascii") as file:
+            file.write(secret)
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(aside, path)  # fails if another server linked its secret first
+        except FileExistsError:
+            theirs = _read_secret(path)
+            if theirs is not None:
+                return theirs
+            os.replace(aside, path)  # an empty file left by an older release: ours replaces it
+    finally:
+        aside.unlink(missing_ok=True)
     return SecretStr(secret)
+
+
+def _read_secret(path: Path) -> SecretStr | None:
+    try:
+        value = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    return SecretStr(value) if value else None
 
 
 def webhook_endpoint(public_url: str) -> str:
