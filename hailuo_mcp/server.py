@@ -5,13 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context, ElicitationResult, Resolve
-from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import (
     CallToolResult,
     TextContent,
@@ -44,7 +41,6 @@ from hailuo_mcp.models import (
     Resolution,
     TaskStatus,
     Variant,
-    is_valid_task_id,
 )
 from hailuo_mcp.player import PLAYER_TOOL_META, build_apps
 from hailuo_mcp.prepare import build_request
@@ -55,7 +51,6 @@ from hailuo_mcp.runtime import Runtime, open_runtime, runtime_of
 from hailuo_mcp.spending import wall_clock
 from hailuo_mcp.task_resource import register_task_resource
 from hailuo_mcp.tool_results import (
-    VIDEO_URI,
     error_result,
     listing_text,
     summary,
@@ -335,31 +330,7 @@ def build_server(
 
     register_cost_tools(mcp, tool)
     register_prompts(mcp)
+    # The task, saved-video and video-part resources (task_resource.py).
     register_task_resource(mcp)
-
-    @mcp.resource(
-        VIDEO_URI,
-        name="saved_video",
-        title="A saved Hailuo video",
-        description="The MP4 a task saved on the server's machine (listed in resources/list).",
-        mime_type="video/mp4",
-    )
-    async def saved_video(task_id: str, ctx: Context) -> bytes:
-        """The bytes of a task's saved video."""
-        if not is_valid_task_id(task_id):
-            raise ResourceError("not a task id")
-        try:
-            record = await service_for(runtime_of(ctx), ctx).own_record(task_id)
-        except HailuoError as exc:
-            raise ResourceError(exc.message) from exc
-        if record is None or not record.video_path:
-            raise ResourceError(f"task {task_id} has no saved video (yet): call get_task")
-        path = Path(record.video_path)
-        try:
-            return await anyio.Path(path).read_bytes()
-        except OSError as exc:
-            raise ResourceError(
-                f"the video of task {task_id} is no longer at {path} ({exc.strerror})"
-            ) from exc
 
     return mcp

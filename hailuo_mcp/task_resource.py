@@ -11,7 +11,8 @@ Every read looks the task up through `_task_record`, and a video is served only 
 inside the output folder (HAILUO_OUTPUT_DIR) that the ledger says is the task's. The SDK turns a
 resource function's bytes into a second, base64 copy (and a third as text); the videos are
 therefore answered by `read_video_resource`, which `HailuoServer` calls before the SDK's own
-resources/read handling. The templates stay registered for resources/templates/list.
+resources/read handling. The templates stay registered: for resources/templates/list, and
+for reads inside the process (`MCPServer.read_resource`), which take the same checks.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from hailuo_mcp.ledger.records import TaskRecord
 from hailuo_mcp.models import is_valid_task_id
 from hailuo_mcp.player import PART_META_KEY, VIDEO_PART_URI, parts_hint
 from hailuo_mcp.runtime import Runtime, runtime_of
-from hailuo_mcp.tool_results import video_uri
+from hailuo_mcp.tool_results import VIDEO_URI, video_uri
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ async def _video_part(
 
 
 def register_task_resource(mcp: MCPServer[Runtime]) -> None:
-    """Add the task and video-part resource templates to the server."""
+    """Add the task, saved-video and video-part resource templates to the server."""
 
     @mcp.resource(
         TASK_URI,
@@ -239,8 +240,20 @@ def register_task_resource(mcp: MCPServer[Runtime]) -> None:
         """A task's JSON from the ledger."""
         return await task_json(runtime_of(ctx), ctx.request_context, task_id)
 
-    # resources/read of a part reaches read_video_resource first; the function answers only
-    # reads made inside the process (`MCPServer.read_resource`).
+    # resources/read of a video or a part reaches read_video_resource first; these functions
+    # answer only reads made inside the process (`MCPServer.read_resource`).
+    @mcp.resource(
+        VIDEO_URI,
+        name="saved_video",
+        title="A saved Hailuo video",
+        description="The MP4 a task saved on the server's machine (listed in resources/list).",
+        mime_type=MP4,
+    )
+    async def saved_video(task_id: str, ctx: Context) -> bytes:
+        """The bytes of a task's saved video."""
+        path = await _saved_video(runtime_of(ctx), ctx.request_context, task_id)
+        return await anyio.Path(path).read_bytes()
+
     @mcp.resource(
         VIDEO_PART_URI,
         name="saved_video_part",
