@@ -141,9 +141,13 @@ class HailuoServer(MCPServer[Runtime]):
         except HailuoError:
             return listed
         videos = []
+        # Listed only where a read would serve them: real files inside the output folder.
+        output_dir = (runtime.served or runtime.settings).output_dir.resolve()
         for row in rows:
             path = Path(row.video_path) if row.video_path else None
             if path is None or not path.is_file():
+                continue
+            if not path.resolve().is_relative_to(output_dir):
                 continue
             videos.append(
                 Resource(
