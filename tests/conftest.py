@@ -1,21 +1,30 @@
-"""Shared fixtures: the emulator with an explicit clock, HTTP clients for it, loopback servers.
+"""Shared fixtures: one emulator family with an explicit clock, its HTTP clients, loopback servers.
 
-The emulator's clock is chosen by the fixture's name:
+Every emulator a test uses is started by ``make_emulator`` on a random loopback port and
+stopped when the test ends. Its clock is always a stated choice:
 
-* ``emulator``: frozen (speed 1e-6): time moves only through ``emulator.advance``;
-* ``fast_emulator``: 100 times real time, so a 77 s task ends after 0.77 real seconds.
+* ``clock=MANUAL``: frozen (speed 1e-6): time moves only through ``emulator.advance``;
+* ``clock=<factor>``: emulated seconds per real second (100 makes a 77 s task take 0.77 s).
 
-Both serve ``emulator_config``: the test key, and every task queueing 1 s and generating
-76 s (the example task on PiAPI's Hailuo page). A module that needs other settings overrides
-``emulator_config``, asking for this one to change only what differs::
+Every other keyword is an ``EmulatorConfig`` field, changed from ``BASE_CONFIG`` (the test
+key, every task queueing 1 s and generating 76 s, the example task on PiAPI's Hailuo page;
+``fixed_durations=None`` samples the timing model instead)::
 
-    @pytest.fixture
-    def emulator_config(emulator_config: EmulatorConfig) -> EmulatorConfig:
-        return replace(emulator_config, check_images=False)
+    def test_x(make_emulator: MakeEmulator) -> None:
+        emulator = make_emulator(clock=20, fixed_durations=(1.0, 99.0))
 
-``emulator`` keeps the speed such an override names; ``fast_emulator`` always runs at 100x.
+Two thin fixtures cover the common cases, and read their options from an ``emulator``
+mark on the test or its module (the closest wins whole: a test's mark replaces its module's)::
+
+    pytestmark = pytest.mark.emulator(clock=100, seed=21, fixed_durations=None)
+
+* ``emulator``: ``make_emulator(clock=MANUAL, **mark)``, or the clock the mark names;
+* ``fast_emulator``: the mark's options at ``clock=FAST`` always.
+
 ``emulator_client`` and ``fast_emulator_client`` are ``httpx.Client``s for them, sending the
-key; ``serve_app`` serves any ASGI app on loopback (webhook receivers, image hosts).
+key; ``serve_app`` serves any ASGI app on loopback (webhook receivers, image hosts). ``KEY``,
+``MANUAL``, ``FAST``, ``MakeEmulator`` and ``client_for`` are in tests/support.py, for
+test modules to import.
 """
 
 from __future__ import annotations
@@ -23,18 +32,22 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import replace
+from typing import Any
 
 import httpx
 import pytest
 from starlette.types import ASGIApp
 
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
+from hailuo_mcp.emulator import Emulator, running_emulator
 from tests.servers import serving
+from tests.support import FAST, MANUAL, Clock, MakeEmulator, client_for, config_for
 
-EMULATOR_KEY = "test-key"
-FROZEN = 1e-6
-FAST = 100.0
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "emulator(clock=..., **config): options of the emulator and fast_emulator fixtures",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -44,34 +57,35 @@ def tls_context() -> ssl.SSLContext:
 
 
 @pytest.fixture
-def emulator_config() -> EmulatorConfig:
-    """Settings of the emulator fixtures (override in a module for others)."""
-    return EmulatorConfig(api_key=EMULATOR_KEY, speed=FROZEN, fixed_durations=(1.0, 76.0), seed=7)
+def make_emulator() -> Iterator[MakeEmulator]:
+    """The one way tests start emulators: ``make_emulator(clock=..., **config_changes)``."""
+    with ExitStack() as running:
+
+        def make(*, clock: Clock, **overrides: Any) -> Emulator:
+            return running.enter_context(running_emulator(config_for(clock, **overrides)))
+
+        yield make
+
+
+def _marked(request: pytest.FixtureRequest) -> dict[str, Any]:
+    mark = request.node.get_closest_marker("emulator")
+    if mark is None:
+        return {}
+    if mark.args:
+        raise TypeError("pytest.mark.emulator takes keyword arguments only")
+    return dict(mark.kwargs)
 
 
 @pytest.fixture
-def emulator(emulator_config: EmulatorConfig) -> Iterator[Emulator]:
-    """A PiAPI emulator on a random loopback port, its clock frozen."""
-    with running_emulator(emulator_config) as emu:
-        yield emu
+def emulator(make_emulator: MakeEmulator, request: pytest.FixtureRequest) -> Emulator:
+    """A PiAPI emulator, its clock frozen unless the ``emulator`` mark names one."""
+    return make_emulator(**{"clock": MANUAL, **_marked(request)})
 
 
 @pytest.fixture
-def fast_emulator(emulator_config: EmulatorConfig) -> Iterator[Emulator]:
-    """A PiAPI emulator on a random loopback port, its clock at 100 times real time."""
-    with running_emulator(replace(emulator_config, speed=FAST)) as emu:
-        yield emu
-
-
-def client_for(emulator: Emulator, tls_context: ssl.SSLContext) -> httpx.Client:
-    """A plain HTTP client for ``emulator``, sending the expected ``x-api-key``."""
-    return httpx.Client(
-        base_url=emulator.url,
-        headers={"x-api-key": EMULATOR_KEY},
-        timeout=5.0,
-        trust_env=False,
-        verify=tls_context,
-    )
+def fast_emulator(make_emulator: MakeEmulator, request: pytest.FixtureRequest) -> Emulator:
+    """A PiAPI emulator at 100 times real time, with the ``emulator`` mark's other options."""
+    return make_emulator(**{**_marked(request), "clock": FAST})
 
 
 @pytest.fixture

@@ -1,17 +1,50 @@
-"""Helpers shared by test files: settings aimed at an emulator, and images made in memory."""
+"""Helpers shared by test files: test emulators' key and clocks, settings, images, results."""
 
 from __future__ import annotations
 
 import io
+import ssl
+from dataclasses import replace
 from pathlib import Path
+from typing import Any, Final, Literal, Protocol
 
+import httpx
 from mcp.types import CallToolResult, TextContent
 
 from hailuo_mcp.config import Settings
-from hailuo_mcp.emulator import Emulator
+from hailuo_mcp.emulator import Emulator, EmulatorConfig
 from hailuo_mcp.tool_results import ERROR_META_KEY
 
-KEY = "sk-test-7f3a9c1e5b2d4a6f8e0c"
+KEY = "sk-test-7f3a9c1e5b2d4a6f8e0c"  # the one API key every test emulator expects
+
+MANUAL: Final = "manual"
+FROZEN_SPEED = 1e-6
+FAST = 100.0
+Clock = Literal["manual"] | float
+BASE_CONFIG = EmulatorConfig(api_key=KEY, speed=FROZEN_SPEED, fixed_durations=(1.0, 76.0), seed=7)
+
+
+class MakeEmulator(Protocol):
+    """Start an emulator at this clock with these ``EmulatorConfig`` changes, until teardown."""
+
+    def __call__(self, *, clock: Clock, **overrides: Any) -> Emulator: ...
+
+
+def config_for(clock: Clock, **overrides: Any) -> EmulatorConfig:
+    """``BASE_CONFIG`` with ``clock`` as its speed and ``overrides`` applied."""
+    speed = FROZEN_SPEED if clock == MANUAL else float(clock)
+    return replace(BASE_CONFIG, speed=speed, **overrides)
+
+
+def client_for(emulator: Emulator, tls_context: ssl.SSLContext) -> httpx.Client:
+    """A plain HTTP client for ``emulator``, sending the expected ``x-api-key``."""
+    return httpx.Client(
+        base_url=emulator.url,
+        headers={"x-api-key": KEY},
+        timeout=5.0,
+        trust_env=False,
+        verify=tls_context,
+    )
 
 
 def make_settings(emulator: Emulator, tmp_path: Path, **env: str) -> Settings:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -23,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.downloads import VideoDownloader
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, Fault
+from hailuo_mcp.emulator import Emulator, Fault
 from hailuo_mcp.errors import DownloadError, StorageError
 from hailuo_mcp.models import VideoRequest
 from hailuo_mcp.piapi import PiAPIClient
@@ -32,11 +31,6 @@ from tests.support import KEY, make_settings
 pytestmark = pytest.mark.anyio
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 512  # 128 KiB: several chunks
-
-
-@pytest.fixture
-def emulator_config(emulator_config: EmulatorConfig) -> EmulatorConfig:
-    return replace(emulator_config, api_key=KEY)
 
 
 @pytest.fixture

@@ -30,14 +30,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hailuo_mcp.config import Settings
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, Fault, running_emulator
+from hailuo_mcp.emulator import Emulator, Fault
 from hailuo_mcp.errors import InputError
 from hailuo_mcp.images import ImageGate
 from hailuo_mcp.models import VideoRequest
 from hailuo_mcp.piapi import PiAPIClient
 from hailuo_mcp.server import build_server
 from tests.servers import serving
-from tests.support import KEY, error_of, make_settings
+from tests.support import KEY, MakeEmulator, error_of, make_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -234,12 +234,6 @@ def image_host(gallery: Path) -> Iterator[ImageHost]:
 
 
 @pytest.fixture
-def emulator_config() -> EmulatorConfig:
-    """Frozen clock (tasks stay pending unless advanced), our test key."""
-    return EmulatorConfig(api_key=KEY, speed=1e-6, fixed_durations=(1.0, 76.0), seed=7)
-
-
-@pytest.fixture
 def settings(emulator: Emulator, tmp_path: Path, gallery: Path) -> Settings:
     # The emulator's clock is frozen: 77 s is the expected time (make_settings would scale it).
     return make_settings(
@@ -317,20 +311,11 @@ async def test_a_local_image_is_checked_then_uploaded_and_its_url_sent_upstream(
     assert uploads(emulator) == 1
 
 
-@pytest.fixture(scope="module")
-def fast_emulator() -> Iterator[Emulator]:
-    """A fast clock: once its image passed, a task completes within milliseconds."""
-    with running_emulator(
-        EmulatorConfig(api_key=KEY, speed=10_000, fixed_durations=(1, 76))
-    ) as emu:
-        yield emu
-
-
+@pytest.mark.emulator(clock=10_000, seed=None)  # once its image passed, a task ends in ms
 @pytest.mark.parametrize("case", CASE_PARAMS)
 def test_the_emulator_enforces_the_same_rule_when_our_check_is_bypassed(
-    fast_emulator: Emulator, image_host: ImageHost, case: Case
+    emulator: Emulator, image_host: ImageHost, case: Case
 ) -> None:
-    emulator = fast_emulator
     body = {
         "model": "hailuo",
         "task_type": "video_generation",
@@ -352,17 +337,16 @@ def test_the_emulator_enforces_the_same_rule_when_our_check_is_bypassed(
 
 
 async def test_a_local_png_is_uploaded_and_the_video_completes(
-    tmp_path: Path, gallery: Path
+    make_emulator: MakeEmulator, tmp_path: Path, gallery: Path
 ) -> None:
-    config = EmulatorConfig(api_key=KEY, speed=1000, fixed_durations=(1.0, 76.0))
-    with running_emulator(config) as emulator:
-        settings = make_settings(emulator, tmp_path, HAILUO_IMAGE_DIRS=str(tmp_path))
-        image = tmp_path / "first frame.png"
-        image.write_bytes(picture(640, 480))
-        async with Client(build_server(settings)) as client:
-            result = await generate(client, str(image), model="v2.3-fast", wait_seconds=20)
-        task = created_task(result, emulator)
-        data = result.structured_content or {}
+    emulator = make_emulator(clock=1000, seed=None)
+    settings = make_settings(emulator, tmp_path, HAILUO_IMAGE_DIRS=str(tmp_path))
+    image = tmp_path / "first frame.png"
+    image.write_bytes(picture(640, 480))
+    async with Client(build_server(settings)) as client:
+        result = await generate(client, str(image), model="v2.3-fast", wait_seconds=20)
+    task = created_task(result, emulator)
+    data = result.structured_content or {}
     assert data["status"] == "completed" and Path(data["video_path"]).is_file()
     uploaded = task["input"]["image_url"]
     assert uploaded.startswith(f"{emulator.url}/ephemeral/uploads/") and uploaded.endswith(".png")

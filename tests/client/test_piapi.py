@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -22,7 +22,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, Fault, running_emulator
+from hailuo_mcp.emulator import Emulator, Fault
 from hailuo_mcp.errors import (
     AmbiguousCreateError,
     AuthenticationError,
@@ -39,17 +39,12 @@ from hailuo_mcp.errors import (
 from hailuo_mcp.models import TaskStatus, VideoRequest
 from hailuo_mcp.piapi import PiAPIClient
 from hailuo_mcp.upstream import RequestGate
-from tests.support import KEY, make_settings
+from tests.support import MakeEmulator, make_settings
 
 pytestmark = pytest.mark.anyio
 
 # Short enough that a hang costs little, long enough for a loaded machine's loopback.
 REQUEST_TIMEOUT = "0.5"
-
-
-@pytest.fixture
-def emulator_config(emulator_config: EmulatorConfig) -> EmulatorConfig:
-    return replace(emulator_config, api_key=KEY)
 
 
 @pytest.fixture
@@ -84,19 +79,19 @@ async def finish(client: PiAPIClient, task_id: str) -> str:
 @pytest.mark.parametrize("output_key", ["video", "video_url", "download_url"])
 @pytest.mark.parametrize("envelope_code", [200, 0])
 async def test_the_client_reads_every_envelope_and_output_variant(
-    tmp_path: Path, output_key: str, envelope_code: int
+    make_emulator: MakeEmulator, tmp_path: Path, output_key: str, envelope_code: int
 ) -> None:
-    config = EmulatorConfig(
-        api_key=KEY,
-        speed=200,
+    emulator = make_emulator(
+        clock=200,
         envelope_code=envelope_code,
-        output_key=output_key,  # type: ignore[arg-type]
+        output_key=output_key,
+        fixed_durations=None,
+        seed=None,
     )
-    with running_emulator(config) as emulator:
-        async with PiAPIClient(make_settings(emulator, tmp_path)) as client:
-            task = await client.create(VideoRequest(prompt="x"))
-            assert task.status in (TaskStatus.PENDING, TaskStatus.STAGED)
-            url = await finish(client, task.task_id)
+    async with PiAPIClient(make_settings(emulator, tmp_path)) as client:
+        task = await client.create(VideoRequest(prompt="x"))
+        assert task.status in (TaskStatus.PENDING, TaskStatus.STAGED)
+        url = await finish(client, task.task_id)
     assert url.startswith(emulator.url)
 
 
@@ -192,9 +187,11 @@ async def test_a_failed_create_is_sent_once_and_says_whether_a_task_may_exist(
     assert emulator.creates_recorded() == outcome.recorded
 
 
-async def test_a_create_that_cannot_connect_says_no_task_was_created(tmp_path: Path) -> None:
-    with running_emulator(EmulatorConfig(api_key=KEY)) as emulator:
-        settings = make_settings(emulator, tmp_path, PIAPI_BASE_URL=closed_port_url())
+async def test_a_create_that_cannot_connect_says_no_task_was_created(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emulator = make_emulator(clock=1, fixed_durations=None, seed=None)
+    settings = make_settings(emulator, tmp_path, PIAPI_BASE_URL=closed_port_url())
     async with PiAPIClient(settings) as client:
         with pytest.raises(UpstreamUnavailableError) as caught:
             await client.create(VideoRequest(prompt="x"))
@@ -203,14 +200,14 @@ async def test_a_create_that_cannot_connect_says_no_task_was_created(tmp_path: P
 
 
 async def test_a_create_answered_with_a_redirect_is_not_followed_and_created_nothing(
-    tmp_path: Path, serve_app: Callable[[ASGIApp], str]
+    make_emulator: MakeEmulator, tmp_path: Path, serve_app: Callable[[ASGIApp], str]
 ) -> None:
     async def moved(request: Request) -> Response:
         return RedirectResponse("https://elsewhere.example/api/v1/task", status_code=301)
 
     host = serve_app(Starlette(routes=[Route("/api/v1/task", moved, methods=["POST"])]))
-    with running_emulator(EmulatorConfig(api_key=KEY)) as emulator:
-        settings = make_settings(emulator, tmp_path, PIAPI_BASE_URL=host)
+    emulator = make_emulator(clock=1, fixed_durations=None, seed=None)
+    settings = make_settings(emulator, tmp_path, PIAPI_BASE_URL=host)
     async with PiAPIClient(settings) as client:
         with pytest.raises(MalformedResponseError) as caught:
             await client.create(VideoRequest(prompt="x"))
@@ -288,11 +285,14 @@ async def test_a_failed_get_names_the_task_and_is_retryable_when_the_fault_passe
     assert (await client.get(task.task_id)).task_id == task.task_id  # the fault passed
 
 
-async def test_a_get_that_cannot_connect_is_retryable_and_names_the_task(tmp_path: Path) -> None:
-    with running_emulator(EmulatorConfig(api_key=KEY)) as emulator:
-        settings = make_settings(emulator, tmp_path)
-        async with PiAPIClient(settings) as client:
-            task = await client.create(VideoRequest(prompt="x"))
+async def test_a_get_that_cannot_connect_is_retryable_and_names_the_task(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emulator = make_emulator(clock=1, fixed_durations=None, seed=None)
+    settings = make_settings(emulator, tmp_path)
+    async with PiAPIClient(settings) as client:
+        task = await client.create(VideoRequest(prompt="x"))
+    emulator.stop()  # the get below finds nobody listening
     async with PiAPIClient(settings) as client:
         with pytest.raises(UpstreamUnavailableError) as caught:
             await client.get(task.task_id)
@@ -301,16 +301,18 @@ async def test_a_get_that_cannot_connect_is_retryable_and_names_the_task(tmp_pat
     assert isinstance(caught.value.__cause__, httpx.ConnectError)
 
 
-async def test_unknown_task_and_wrong_key_are_typed_errors(tmp_path: Path) -> None:
-    with running_emulator(EmulatorConfig(api_key=KEY, speed=200)) as emulator:
-        settings = make_settings(emulator, tmp_path)
-        async with PiAPIClient(settings) as client:
-            with pytest.raises(TaskNotFoundError) as missing:
-                await client.get("00000000-0000-4000-8000-000000000000")
-        wrong = make_settings(emulator, tmp_path, PIAPI_API_KEY="sk-wrong")
-        async with PiAPIClient(wrong) as client:
-            with pytest.raises(AuthenticationError):
-                await client.create(VideoRequest(prompt="x"))
+async def test_unknown_task_and_wrong_key_are_typed_errors(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emulator = make_emulator(clock=200, fixed_durations=None, seed=None)
+    settings = make_settings(emulator, tmp_path)
+    async with PiAPIClient(settings) as client:
+        with pytest.raises(TaskNotFoundError) as missing:
+            await client.get("00000000-0000-4000-8000-000000000000")
+    wrong = make_settings(emulator, tmp_path, PIAPI_API_KEY="sk-wrong")
+    async with PiAPIClient(wrong) as client:
+        with pytest.raises(AuthenticationError):
+            await client.create(VideoRequest(prompt="x"))
     assert missing.value.task_id == "00000000-0000-4000-8000-000000000000"
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import ssl
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -20,17 +18,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
+from hailuo_mcp.emulator import Emulator
 
-
-@pytest.fixture
-def emulator_config(emulator_config: EmulatorConfig) -> EmulatorConfig:
-    """This module's clock runs 10,000x: once its image is checked, a task ends in 8 ms.
-
-    An image check takes real time, so neither a frozen clock nor ``fast_emulator`` (a 0.77 s
-    wait per completed task) fits.
-    """
-    return replace(emulator_config, speed=10_000)
+pytestmark = pytest.mark.emulator(clock=10_000)
 
 
 def picture(width: int, height: int, image_format: str = "PNG") -> bytes:
@@ -188,11 +178,9 @@ def test_a_task_waits_pending_while_its_image_is_checked(
     assert emulator.wait_for_status(task_id)["status"] == "completed"
 
 
-def test_image_checks_can_be_switched_off(tls_context: ssl.SSLContext) -> None:
-    config = EmulatorConfig(api_key="k", speed=10_000, fixed_durations=(1, 76), check_images=False)
-    with (
-        running_emulator(config) as emu,
-        httpx.Client(base_url=emu.url, headers={"x-api-key": "k"}, verify=tls_context) as client,
-    ):
-        url = upload(client, emu, picture(299, 400), "small.png")
-        assert run_task(client, emu, url)["status"] == "completed"
+@pytest.mark.emulator(clock=10_000, check_images=False, seed=None)
+def test_image_checks_can_be_switched_off(
+    emulator: Emulator, emulator_client: httpx.Client
+) -> None:
+    url = upload(emulator_client, emulator, picture(299, 400), "small.png")
+    assert run_task(emulator_client, emulator, url)["status"] == "completed"

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 
-from hailuo_mcp.emulator import Emulator, EmulatorConfig
+from hailuo_mcp.emulator import Emulator
+
+pytestmark = pytest.mark.emulator(check_images=False)  # syntax rules only: IMAGE is never fetched
 
 IMAGE = "https://example.com/cat.png"
-
-
-@pytest.fixture
-def emulator_config(emulator_config: EmulatorConfig) -> EmulatorConfig:
-    """Syntax rules only: the image at IMAGE is never fetched."""
-    return replace(emulator_config, check_images=False)
 
 
 def body(**input_fields: Any) -> dict[str, Any]:

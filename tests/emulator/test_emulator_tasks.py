@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 import ssl
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
+from hailuo_mcp.emulator import Emulator
+from tests.support import MANUAL, MakeEmulator, client_for
+
+pytestmark = pytest.mark.emulator(check_images=False)  # fast tasks use a fake image URL
 
 # The example request on PiAPI's Hailuo page and the `data` of its example response, verbatim.
 EXAMPLE_REQUEST: dict[str, Any] = {
@@ -167,12 +169,6 @@ PRICES = [
 ]
 
 
-@pytest.fixture
-def emulator_config(emulator_config: EmulatorConfig) -> EmulatorConfig:
-    """No image fetching: fast tasks use a fake image URL."""
-    return replace(emulator_config, check_images=False)
-
-
 @pytest.mark.parametrize(("model", "duration", "resolution", "points"), PRICES)
 def test_usage_freezes_the_price_at_create_and_consumes_it_on_completion(
     emulator: Emulator,
@@ -213,20 +209,16 @@ def test_account_balance_freezes_then_spends_the_price_of_a_completed_task(
     assert after["account_name"] == "emulator"
 
 
+@pytest.mark.emulator(balance_usd=0.3, fixed_durations=None, seed=None)
 def test_a_create_the_balance_cannot_cover_is_refused_with_402_and_records_nothing(
-    tls_context: ssl.SSLContext,
+    emulator: Emulator, emulator_client: httpx.Client
 ) -> None:
-    config = EmulatorConfig(api_key="k", speed=1e-6, balance_usd=0.3)
-    with (
-        running_emulator(config) as emu,
-        httpx.Client(base_url=emu.url, headers={"x-api-key": "k"}, verify=tls_context) as client,
-    ):
-        assert create(client)["status"] == "pending"
-        refused = client.post("/api/v1/task", json=REQUEST)
-        assert refused.status_code == 402
-        assert "credit" in refused.json()["message"]
-        assert emu.creates() == 2
-        assert emu.creates_recorded() == 1
+    assert create(emulator_client)["status"] == "pending"
+    refused = emulator_client.post("/api/v1/task", json=REQUEST)
+    assert refused.status_code == 402
+    assert "credit" in refused.json()["message"]
+    assert emulator.creates() == 2
+    assert emulator.creates_recorded() == 1
 
 
 @pytest.mark.parametrize("headers", [{}, {"x-api-key": ""}, {"x-api-key": "wrong"}])
@@ -249,13 +241,11 @@ def test_a_missing_or_wrong_api_key_gets_401_in_an_envelope(
     assert emulator.creates_recorded() == 0
 
 
+@pytest.mark.emulator(api_key=None, fixed_durations=None, seed=None)
 def test_any_non_empty_key_is_accepted_when_no_key_is_configured(
-    tls_context: ssl.SSLContext,
+    emulator: Emulator, tls_context: ssl.SSLContext
 ) -> None:
-    with (
-        running_emulator(EmulatorConfig(speed=1e-6)) as emu,
-        httpx.Client(base_url=emu.url, verify=tls_context) as client,
-    ):
+    with httpx.Client(base_url=emulator.url, verify=tls_context) as client:
         assert client.get("/account/info", headers={"x-api-key": "anything"}).status_code == 200
         assert client.get("/account/info").status_code == 401
 
@@ -268,20 +258,17 @@ def test_an_unknown_task_id_gets_404_task_not_found(emulator_client: httpx.Clien
 
 @pytest.mark.parametrize("output_key", ["video", "video_url", "download_url"])
 def test_envelope_code_and_output_key_follow_the_config(
-    tls_context: ssl.SSLContext, output_key: Any
+    make_emulator: MakeEmulator, tls_context: ssl.SSLContext, output_key: Any
 ) -> None:
-    config = EmulatorConfig(
-        api_key="k",
-        speed=1e-6,
+    emu = make_emulator(
+        clock=MANUAL,
         envelope_code=0,
         output_key=output_key,
         fixed_durations=(1, 76),
         empty_output_before_completion=True,
+        seed=None,
     )
-    with (
-        running_emulator(config) as emu,
-        httpx.Client(base_url=emu.url, headers={"x-api-key": "k"}, verify=tls_context) as client,
-    ):
+    with client_for(emu, tls_context) as client:
         answer = client.post("/api/v1/task", json=REQUEST).json()
         assert answer["code"] == 0
         assert answer["data"]["output"] == {output_key: ""}
@@ -309,14 +296,11 @@ def test_the_output_url_serves_the_playable_sample_mp4(
 
 
 def test_a_synthetic_output_streams_exactly_the_configured_size(
-    tls_context: ssl.SSLContext,
+    make_emulator: MakeEmulator, tls_context: ssl.SSLContext
 ) -> None:
     size = 5 * 1024 * 1024 + 123
-    config = EmulatorConfig(api_key="k", speed=1e-6, output_size=size, fixed_durations=(0, 1))
-    with (
-        running_emulator(config) as emu,
-        httpx.Client(base_url=emu.url, headers={"x-api-key": "k"}, verify=tls_context) as client,
-    ):
+    emu = make_emulator(clock=MANUAL, output_size=size, fixed_durations=(0, 1), seed=None)
+    with client_for(emu, tls_context) as client:
         task_id = client.post("/api/v1/task", json=REQUEST).json()["data"]["task_id"]
         emu.advance(2)
         url = emu.task(task_id)["output"]["video"]

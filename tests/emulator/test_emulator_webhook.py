@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -14,7 +14,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from hailuo_mcp.emulator import Emulator, EmulatorConfig
+from hailuo_mcp.emulator import Emulator
+
+pytestmark = pytest.mark.emulator(webhook_attempts=3, webhook_interval_s=5.0)
 
 
 @dataclass
@@ -37,12 +39,6 @@ def receiver(serve_app: Callable[[ASGIApp], str]) -> Receiver:
     app = Starlette(routes=[Route("/hook", receiver.hook, methods=["POST"])])
     receiver.url = serve_app(app) + "/hook"
     return receiver
-
-
-@pytest.fixture
-def emulator_config(emulator_config: EmulatorConfig) -> EmulatorConfig:
-    """3 attempts, 5 emulated seconds apart."""
-    return replace(emulator_config, webhook_attempts=3, webhook_interval_s=5.0)
 
 
 def create_with_hook(client: httpx.Client, endpoint: str, secret: str = "") -> str:

@@ -16,9 +16,10 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.types import TextContent
 
-from hailuo_mcp.emulator import Emulator, EmulatorConfig
+from hailuo_mcp.emulator import Emulator
 from tests.interop_support import REPO_ROOT, check_against_schema, hailuo_command, server_env
-from tests.support import KEY
+
+pytestmark = pytest.mark.emulator(clock=100, seed=3, fixed_durations=None)
 
 ERAS = [("auto", "2026-07-28"), ("legacy", "2025-11-25")]
 CALL_TIMEOUT_S = 60
@@ -27,12 +28,6 @@ CALL_TIMEOUT_S = 60
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def emulator_config() -> EmulatorConfig:
-    """A fast clock: a 77 s task takes 0.77 s (HAILUO_EXPECTED_SECONDS=0.77 in server_env)."""
-    return EmulatorConfig(api_key=KEY, speed=100, seed=3)
 
 
 def client(env: dict[str, str], mode: str) -> Client:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
+from hailuo_mcp.emulator import Emulator
 from hailuo_mcp.emulator.faults import Fault
 from tests.interop_support import (
     assert_error_result,
@@ -32,19 +32,15 @@ from tests.interop_support import (
     ts_client,
     wait_until,
 )
-from tests.support import KEY
+from tests.support import MakeEmulator
+
+pytestmark = pytest.mark.emulator(clock=100, seed=3, fixed_durations=None)
 
 Connect = Callable[[Mapping[str, str]], dict[str, Any]]
 
 # The SDK's McpError code when its own request timeout fires (it then sends
 # notifications/cancelled).
 REQUEST_TIMEOUT = -32001
-
-
-@pytest.fixture
-def emulator_config() -> EmulatorConfig:
-    """A fast clock: a 77 s task takes 0.77 s (HAILUO_EXPECTED_SECONDS=0.77 in server_env)."""
-    return EmulatorConfig(api_key=KEY, speed=100, seed=3)
 
 
 @pytest.fixture(params=["stdio", "http"])
@@ -222,37 +218,36 @@ def test_progress_keeps_a_6_s_client_timeout_alive_while_a_poll_hangs(
 
 
 def test_a_client_that_gives_up_still_gets_its_video_saved_and_the_ledger_row_completed(
-    tmp_path: Path, connect: Connect
+    make_emulator: MakeEmulator, tmp_path: Path, connect: Connect
 ) -> None:
     # 1 s queued + 99 s generating at speed 20: the task ends ~5 s after the create, after the
     # client's 3 s timeout has fired and it has sent notifications/cancelled.
-    config = EmulatorConfig(api_key=KEY, speed=20, fixed_durations=(1.0, 99.0), seed=3)
-    with running_emulator(config) as emulator:
-        env = server_env(emulator, tmp_path, HAILUO_EXPECTED_SECONDS="5")
-        request = {
-            "transport": connect(env),
-            "tool": "generate_video",
-            "arguments": {"prompt": "a fox"},
-            "timeoutMs": 3000,
-            "resetTimeoutOnProgress": False,
-        }
-        with held_ts_client(request) as answer:
-            assert answer.get("error", {}).get("code") == REQUEST_TIMEOUT, answer
-            (task_id,) = emulator.task_ids()
+    emulator = make_emulator(clock=20, fixed_durations=(1.0, 99.0), seed=3)
+    env = server_env(emulator, tmp_path, HAILUO_EXPECTED_SECONDS="5")
+    request = {
+        "transport": connect(env),
+        "tool": "generate_video",
+        "arguments": {"prompt": "a fox"},
+        "timeoutMs": 3000,
+        "resetTimeoutOnProgress": False,
+    }
+    with held_ts_client(request) as answer:
+        assert answer.get("error", {}).get("code") == REQUEST_TIMEOUT, answer
+        (task_id,) = emulator.task_ids()
 
-            def row() -> dict[str, Any] | None:
-                return ledger_row(tmp_path / "state", task_id)
+        def row() -> dict[str, Any] | None:
+            return ledger_row(tmp_path / "state", task_id)
 
-            def saved() -> bool:
-                found = row()
-                return (
-                    found is not None
-                    and found["status"] == "completed"
-                    and found["video_path"] is not None
-                    and Path(found["video_path"]).is_file()
-                )
+        def saved() -> bool:
+            found = row()
+            return (
+                found is not None
+                and found["status"] == "completed"
+                and found["video_path"] is not None
+                and Path(found["video_path"]).is_file()
+            )
 
-            wait_until(saved, 20, f"task {task_id} saved and completed in the ledger", row)
+        wait_until(saved, 20, f"task {task_id} saved and completed in the ledger", row)
     final = ledger_row(tmp_path / "state", task_id)
     assert final is not None
     saved_names = [v.name for v in (tmp_path / "videos").glob("*.mp4")]

@@ -25,7 +25,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from mcp.types import CallToolResult, TextContent
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.downloads import VideoDownloader
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, Fault, running_emulator
+from hailuo_mcp.emulator import Emulator, Fault
 from hailuo_mcp.emulator.video import sample_video
 from hailuo_mcp.errors import StorageError
 from hailuo_mcp.flow import VideoService
@@ -45,11 +45,10 @@ from hailuo_mcp.ledger import SqliteLedger
 from hailuo_mcp.models import VideoRequest
 from hailuo_mcp.piapi import PiAPIClient
 from hailuo_mcp.server import build_server
-from tests.support import KEY, error_of, make_settings
-
-pytestmark = pytest.mark.anyio
+from tests.support import error_of, make_settings
 
 SPEED = 1000.0  # a 77 s task takes 77 ms
+pytestmark = [pytest.mark.anyio, pytest.mark.emulator(clock=SPEED, seed=11)]
 REQUEST_TIMEOUT = 1.0
 DOWNLOAD_TIMEOUT = 2.0
 FOREVER = 1_000_000
@@ -333,13 +332,6 @@ CASES = [
         ledger="completed",
     ),
 ]
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    config = EmulatorConfig(api_key=KEY, speed=SPEED, fixed_durations=(1.0, 76.0), seed=11)
-    with running_emulator(config) as emu:
-        yield emu
 
 
 def text_of(result: CallToolResult) -> str:

@@ -20,7 +20,6 @@ import os
 import sqlite3
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,24 +28,22 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
+from hailuo_mcp.emulator import Emulator
 from hailuo_mcp.emulator.video import sample_video
 from hailuo_mcp.server import build_server
 from tests.reliability_stdio import StdioServer, server_env, stdio_server
 from tests.support import KEY, make_settings
-
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 TASKS = int(os.environ.get("HAILUO_LOAD_TASKS", "250"))
 SPEED = 50.0
 PROBE_EVERY_S = 0.05
 PEAK_RSS_BOUND_KB = 1024 * 1024  # 1 GiB: far above the figures measured, below a runaway leak
 
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with running_emulator(EmulatorConfig(api_key=KEY, speed=SPEED, seed=23)) as emu:
-        yield emu
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.slow,
+    pytest.mark.emulator(clock=SPEED, seed=23, fixed_durations=None),
+]
 
 
 async def probe(server: StdioServer, stop: anyio.Event, samples: list[tuple[float, float]]) -> None:

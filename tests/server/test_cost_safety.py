@@ -4,7 +4,6 @@ summary, each against the emulator through a real in-process client."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,26 +13,13 @@ from mcp import Client
 from mcp.types import ElicitRequestParams, ElicitResult
 
 from hailuo_mcp.config import Settings
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
+from hailuo_mcp.emulator import Emulator
 from hailuo_mcp.server import build_server
-from tests.support import KEY, error_of, make_settings, text_of
+from tests.support import MANUAL, MakeEmulator, error_of, make_settings, text_of
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.emulator(clock=100, seed=21, fixed_durations=None)]
 
 ERAS = ["modern", "legacy"]
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with running_emulator(EmulatorConfig(api_key=KEY, speed=100, seed=21)) as emu:
-        yield emu
-
-
-@pytest.fixture
-def frozen() -> Iterator[Emulator]:
-    """Tasks stay pending: they are in flight as long as the test needs."""
-    with running_emulator(EmulatorConfig(api_key=KEY, speed=1e-6, seed=21)) as emu:
-        yield emu
 
 
 def client(settings: Settings, era: str = "modern", **options: Any) -> Client:
@@ -60,9 +46,10 @@ async def test_a_call_above_the_per_call_cap_is_refused_before_any_create(
     assert emulator.creates() == 1
 
 
-async def test_the_day_cap_counts_tasks_still_in_flight(frozen: Emulator, tmp_path: Path) -> None:
+@pytest.mark.emulator(clock=MANUAL, seed=21, fixed_durations=None)  # in flight until advanced
+async def test_the_day_cap_counts_tasks_still_in_flight(emulator: Emulator, tmp_path: Path) -> None:
     settings = make_settings(
-        frozen, tmp_path, HAILUO_MAX_SPEND_PER_DAY_USD="0.50", HAILUO_EXPECTED_SECONDS="77"
+        emulator, tmp_path, HAILUO_MAX_SPEND_PER_DAY_USD="0.50", HAILUO_EXPECTED_SECONDS="77"
     )
     async with client(settings) as c:
         first = await generate(c, prompt="one")
@@ -72,7 +59,7 @@ async def test_the_day_cap_counts_tasks_still_in_flight(frozen: Emulator, tmp_pa
     assert error_of(third)["error_kind"] == "over_budget"
     text = text_of(third)
     assert "$0.46 in tasks still running" in text and "HAILUO_MAX_SPEND_PER_DAY_USD" in text
-    assert frozen.creates() == 2
+    assert emulator.creates() == 2
 
 
 def answering(answer: ElicitResult, asked: list[str]) -> Any:
@@ -171,19 +158,19 @@ async def test_the_spend_summary_crosses_midnight_on_the_servers_clock(
 
 
 async def test_check_balance_reads_the_account_and_generate_warns_when_it_will_not_cover(
+    make_emulator: MakeEmulator,
     tmp_path: Path,
 ) -> None:
     # The emulator is told not to answer 402 itself, so the answer shows our own warning
     # (with the 402 on, the create would be refused as insufficient_credits instead).
-    config = EmulatorConfig(
-        api_key=KEY, speed=1e-6, seed=21, balance_usd=0.30, enforce_balance=False
+    emu = make_emulator(
+        clock=MANUAL, seed=21, fixed_durations=None, balance_usd=0.30, enforce_balance=False
     )
-    with running_emulator(config) as emu:
-        settings = make_settings(emu, tmp_path, HAILUO_EXPECTED_SECONDS="77")
-        async with client(settings) as c:
-            unwarned = await generate(c, prompt="before any balance was seen")
-            balance = await c.call_tool("check_balance", {})
-            dear = await generate(c, prompt="a dear one", duration=10)
+    settings = make_settings(emu, tmp_path, HAILUO_EXPECTED_SECONDS="77")
+    async with client(settings) as c:
+        unwarned = await generate(c, prompt="before any balance was seen")
+        balance = await c.call_tool("check_balance", {})
+        dear = await generate(c, prompt="a dear one", duration=10)
     assert not unwarned.is_error and not (unwarned.structured_content or {})["warnings"]
     data = balance.structured_content or {}
     assert data["usd"] == 0.30 and data["frozen_credits"] == 2_300_000

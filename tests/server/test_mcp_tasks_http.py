@@ -9,22 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from hailuo_mcp.emulator import Emulator, EmulatorConfig
+from hailuo_mcp.emulator import Emulator
 from hailuo_mcp.http_app import build_http_app
 from hailuo_mcp.server import build_server
 from tests.mcp_tasks_support import ERAS, LEGACY, MODERN, HttpWire, Session, check, wait_for
 from tests.servers import serving
-from tests.support import KEY, make_settings
-
-
-@pytest.fixture
-def emulator_config(emulator_config: EmulatorConfig) -> EmulatorConfig:
-    return replace(emulator_config, api_key=KEY)
+from tests.support import make_settings
 
 
 @contextmanager

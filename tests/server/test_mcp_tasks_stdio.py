@@ -11,13 +11,12 @@ from __future__ import annotations
 import sqlite3
 import time
 from contextlib import closing
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hailuo_mcp.emulator import Emulator, EmulatorConfig
+from hailuo_mcp.emulator import Emulator
 from hailuo_mcp.ledger import open_ledger_sync
 from tests.mcp_tasks_support import (
     ERAS,
@@ -30,12 +29,6 @@ from tests.mcp_tasks_support import (
     stdio_session,
     wait_for,
 )
-from tests.support import KEY
-
-
-@pytest.fixture
-def emulator_config(emulator_config: EmulatorConfig) -> EmulatorConfig:
-    return replace(emulator_config, api_key=KEY)
 
 
 def ledger(tmp_path: Path) -> closing[sqlite3.Connection]:

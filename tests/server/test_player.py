@@ -13,7 +13,6 @@ import hashlib
 import json
 import re
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from mcp.types import (
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.digests import PART_BYTES
-from hailuo_mcp.emulator import Emulator, EmulatorConfig
+from hailuo_mcp.emulator import Emulator
 from hailuo_mcp.player import (
     PART_META_KEY,
     PLAYER_META_KEY,
@@ -46,16 +45,11 @@ from hailuo_mcp.player import (
 from hailuo_mcp.server import build_server
 from hailuo_mcp.task_resource import TASK_URI, task_uri
 from hailuo_mcp.tool_results import SHA256_META_KEY, video_uri
-from tests.support import KEY, make_settings, text_of
+from tests.support import make_settings, text_of
 
 pytestmark = pytest.mark.anyio
 
 APPS = advertise(EXTENSION_ID, {"mimeTypes": [APP_MIME_TYPE]})
-
-
-@pytest.fixture
-def emulator_config(emulator_config: EmulatorConfig) -> EmulatorConfig:
-    return replace(emulator_config, api_key=KEY)
 
 
 @pytest.fixture
@@ -364,3 +358,6 @@ async def test_a_video_the_ledger_places_outside_the_output_folder_is_never_serv
         for uri in (video_uri(data["task_id"]), video_part_uri(data["task_id"], 0)):
             error = await read_error(client, uri)
             assert "not a file inside this server's output folder" in error.message
+        # Nor listed: resources/list shows only what a read would serve.
+        listed = {str(r.uri) for r in (await client.list_resources()).resources}
+        assert video_uri(data["task_id"]) not in listed

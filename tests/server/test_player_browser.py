@@ -16,8 +16,7 @@ import json
 import shutil
 import struct
 import subprocess
-from collections.abc import Iterator, Mapping
-from dataclasses import replace
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +26,17 @@ from mcp import Client
 from PIL import Image
 
 from hailuo_mcp.digests import PART_BYTES, part_count
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
+from hailuo_mcp.emulator import Emulator
 from hailuo_mcp.player import PLAYER_META_KEY, PLAYER_URI, video_part_uri
 from hailuo_mcp.server import build_server
 from tests.interop_support import REPO_ROOT, hailuo_command, node, server_env
-from tests.support import KEY, make_settings
+from tests.support import FAST, MakeEmulator, make_settings
 
 HOST_DIR = REPO_ROOT / "tests" / "apps_host"
 DRIVER = HOST_DIR / "drive.mjs"
 CHROMIUM = Path("/usr/bin/chromium")
 SETUP_HINT = "run `bash .ci/browser.sh` (Debian chromium and the npm packages of tests/apps_host)"
 DRIVER_TIMEOUT_S = 120.0
-
-
-@pytest.fixture
-def emulator_config(emulator_config: EmulatorConfig) -> EmulatorConfig:
-    return replace(emulator_config, api_key=KEY)
 
 
 def require_browser() -> None:
@@ -144,17 +138,11 @@ def test_the_player_plays_the_saved_video_in_chromium_with_its_facts(
     assert shown["posterScheme"] == "data:image/jpeg;base64"  # the poster frame, while it loads
 
 
-@pytest.fixture
-def slow_emulator(emulator_config: EmulatorConfig) -> Iterator[Emulator]:
-    """Generation takes about 9.5 real seconds: long enough to be seen running."""
-    with running_emulator(replace(emulator_config, speed=8.0)) as emulator:
-        yield emulator
-
-
+@pytest.mark.emulator(clock=8.0)  # generation takes about 9.5 real seconds: seen running
 def test_the_player_shows_a_running_task_live_and_plays_it_once_saved(
-    slow_emulator: Emulator, tmp_path: Path
+    emulator: Emulator, tmp_path: Path
 ) -> None:
-    env = server_env(slow_emulator, tmp_path, HAILUO_EXPECTED_SECONDS=str(77 / 8))
+    env = server_env(emulator, tmp_path, HAILUO_EXPECTED_SECONDS=str(77 / 8))
     answer = drive(env, tmp_path, "generate_video", {"prompt": "a slow sunrise", "wait_seconds": 0})
     assert answer["result"]["structuredContent"]["done"] is False
     states = [seen["state"] for seen in answer["states"]]
@@ -187,11 +175,12 @@ def pad_mp4(path: Path, size: int) -> None:
 
 
 def test_the_player_plays_the_saved_file_after_piapi_and_its_url_are_gone(
-    emulator_config: EmulatorConfig, tmp_path: Path
+    make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    with running_emulator(replace(emulator_config, speed=100.0)) as emulator:
-        saved = anyio.run(_generate_in_process, emulator, tmp_path)
-        env = server_env(emulator, tmp_path)
+    emulator = make_emulator(clock=FAST)
+    saved = anyio.run(_generate_in_process, emulator, tmp_path)
+    env = server_env(emulator, tmp_path)
+    emulator.stop()
     # A video of three parts (the last one short): the player reads each and assembles them.
     pad_mp4(Path(saved["video_path"]), 2 * PART_BYTES + 12345)
     # PiAPI is gone (its URL with it); the ledger and the saved file remain.

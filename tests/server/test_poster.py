@@ -12,7 +12,6 @@ import os
 import random
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -22,12 +21,12 @@ from mcp import Client
 from mcp.types import CallToolResult, ImageContent
 from PIL import Image
 
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
+from hailuo_mcp.emulator import Emulator
 from hailuo_mcp.emulator.video import sample_video
 from hailuo_mcp.poster import MAX_BYTES, encode, load_or_make, poster_for, poster_path
 from hailuo_mcp.server import build_server
 from hailuo_mcp.tool_results import POSTER_META_KEY
-from tests.support import KEY, make_settings, text_of
+from tests.support import FAST, MakeEmulator, make_settings, text_of
 
 
 @pytest.fixture
@@ -119,11 +118,6 @@ async def test_poster_for_runs_in_a_worker_thread(video: Path) -> None:
 
 
 @pytest.fixture
-def emulator_config(emulator_config: EmulatorConfig) -> EmulatorConfig:
-    return replace(emulator_config, api_key=KEY)
-
-
-@pytest.fixture
 async def client(fast_emulator: Emulator, tmp_path: Path) -> AsyncIterator[Client]:
     async with Client(build_server(make_settings(fast_emulator, tmp_path))) as c:
         yield c
@@ -179,10 +173,10 @@ async def test_without_pyav_the_result_is_as_before(
 
 @pytest.mark.anyio
 async def test_a_saved_file_that_does_not_decode_gets_no_poster_and_no_error(
-    fast_emulator: Emulator, tmp_path: Path
+    make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
     # A second emulator serves 50 kB of synthetic bytes instead of the sample MP4.
-    with running_emulator(replace(fast_emulator.config, output_size=50_000)) as junk:
-        async with Client(build_server(make_settings(junk, tmp_path))) as client:
-            result = await generate(client)
+    junk = make_emulator(clock=FAST, output_size=50_000)
+    async with Client(build_server(make_settings(junk, tmp_path))) as client:
+        result = await generate(client)
     assert [block.type for block in result.content] == ["text", "resource_link"]

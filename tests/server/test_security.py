@@ -27,7 +27,7 @@ from mcp.types import CallToolResult, TextContent
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.downloads import VideoDownloader
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, Fault, running_emulator
+from hailuo_mcp.emulator import Emulator, Fault
 from hailuo_mcp.emulator.video import sample_video
 from hailuo_mcp.errors import HailuoError, InputError
 from hailuo_mcp.flow import VideoService
@@ -37,13 +37,16 @@ from hailuo_mcp.piapi import PiAPIClient
 from hailuo_mcp.server import build_server
 from hailuo_mcp.tool_results import ERROR_META_KEY
 from tests.reliability_stdio import server_env, stdio_server
-from tests.support import error_of, make_settings
-
-pytestmark = pytest.mark.anyio
+from tests.support import MANUAL, MakeEmulator, error_of, make_settings
 
 API_KEY = "sk-live-9c2e71f04b8d4a3eb6f5d0c1a7e93b52"
 WEBHOOK_SECRET = "whsec-5f1d83c6a0e247b9be12d4f7c3a8906e"
 WINDOW = 12
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.emulator(clock=1000, api_key=API_KEY, webhook_attempts=1, seed=13),
+]
 
 
 def pieces(secret: str) -> set[str]:
@@ -109,19 +112,6 @@ def recorder() -> Iterator[Recorder]:
         yield rec
 
 
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    config = EmulatorConfig(
-        api_key=API_KEY,
-        speed=1000,
-        fixed_durations=(1.0, 76.0),
-        webhook_attempts=1,
-        seed=13,
-    )
-    with running_emulator(config) as emu:
-        yield emu
-
-
 def secret_env(recorder: Recorder) -> dict[str, str]:
     return {
         "PIAPI_API_KEY": API_KEY,
@@ -182,6 +172,7 @@ def result_text(result: CallToolResult) -> str:
 
 
 async def test_the_key_and_webhook_secret_appear_in_no_answer_log_file_or_error(
+    make_emulator: MakeEmulator,
     emulator: Emulator,
     recorder: Recorder,
     tmp_path: Path,
@@ -231,7 +222,7 @@ async def test_the_key_and_webhook_secret_appear_in_no_answer_log_file_or_error(
     hooks = [r for r in recorder.requests if r[0] == "POST"]
     assert hooks and all(r[2].get("x-webhook-secret") == WEBHOOK_SECRET for r in hooks)
 
-    errors = [await direct_error(settings, fault) for _, fault in echoing_faults()]
+    errors = [await direct_error(make_emulator, settings, fault) for _, fault in echoing_faults()]
     texts = {
         "answers and progress": "\n".join(seen),
         "log": caplog.text,
@@ -245,20 +236,22 @@ async def test_the_key_and_webhook_secret_appear_in_no_answer_log_file_or_error(
     assert len(seen) > 20 and len(caplog.records) > 10  # there was plenty to scan
 
 
-async def direct_error(settings: Settings, fault: Fault) -> HailuoError:
+async def direct_error(
+    make_emulator: MakeEmulator, settings: Settings, fault: Fault
+) -> HailuoError:
     """The typed error PiAPIClient raises for one echoing fault, called without the server."""
-    with running_emulator(EmulatorConfig(api_key=API_KEY, speed=1e-6)) as emu:
-        aimed = settings.model_copy(update={"base_url": emu.url})
-        async with PiAPIClient(aimed) as client:
-            task_id = None
-            if fault.route == "get":
-                task_id = (await client.create(VideoRequest(prompt="x"))).task_id
-            emu.add_fault(fault)
-            with pytest.raises(HailuoError) as caught:
-                if task_id is None:
-                    await client.create(VideoRequest(prompt="x"))
-                else:
-                    await client.get(task_id)
+    emu = make_emulator(clock=MANUAL, api_key=API_KEY, fixed_durations=None, seed=None)
+    aimed = settings.model_copy(update={"base_url": emu.url})
+    async with PiAPIClient(aimed) as client:
+        task_id = None
+        if fault.route == "get":
+            task_id = (await client.create(VideoRequest(prompt="x"))).task_id
+        emu.add_fault(fault)
+        with pytest.raises(HailuoError) as caught:
+            if task_id is None:
+                await client.create(VideoRequest(prompt="x"))
+            else:
+                await client.get(task_id)
     return caught.value
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +14,12 @@ from mcp import Client
 from mcp.types import BlobResourceContents, CallToolResult, ResourceLink, TextContent
 
 from hailuo_mcp.config import Settings
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, Fault, running_emulator
+from hailuo_mcp.emulator import Emulator, Fault
 from hailuo_mcp.ledger import open_ledger_sync
 from hailuo_mcp.server import build_server
-from tests.support import KEY, error_of, make_settings, sample_png
+from tests.support import KEY, MakeEmulator, error_of, make_settings, sample_png
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with running_emulator(EmulatorConfig(api_key=KEY, speed=100, seed=7)) as emu:
-        yield emu
+pytestmark = [pytest.mark.anyio, pytest.mark.emulator(clock=100, seed=7, fixed_durations=None)]
 
 
 @pytest.fixture
@@ -479,17 +473,17 @@ async def test_progress_keeps_coming_between_polls(emulator: Emulator, tmp_path:
 
 
 async def test_a_task_that_ended_since_the_last_poll_is_seen_before_the_wait_ends(
+    make_emulator: MakeEmulator,
     tmp_path: Path,
 ) -> None:
     # The case, time divided by 10: 77 s expected, a 60 s wait, a task done at ~39 s.
     # The schedule's look midway (~34 s) sees it running and its next (~63 s) is past the
     # budget: only a last look before the budget ends sees it completed.
-    config = EmulatorConfig(api_key=KEY, speed=10, fixed_durations=(1.0, 38.0), seed=7)
-    with running_emulator(config) as emu:
-        settings = make_settings(emu, tmp_path)
-        async with Client(build_server(settings)) as c:
-            with anyio.fail_after(30):
-                result = await c.call_tool("generate_video", {"prompt": "x", "wait_seconds": 6})
+    emu = make_emulator(clock=10, fixed_durations=(1.0, 38.0), seed=7)
+    settings = make_settings(emu, tmp_path)
+    async with Client(build_server(settings)) as c:
+        with anyio.fail_after(30):
+            result = await c.call_tool("generate_video", {"prompt": "x", "wait_seconds": 6})
     assert not result.is_error, text_of(result)
     data = result.structured_content or {}
     assert data["status"] == "completed" and data["done"] is True

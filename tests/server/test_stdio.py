@@ -8,20 +8,15 @@ import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
 
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
+from hailuo_mcp.emulator import Emulator
 from tests.support import KEY
 
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with running_emulator(EmulatorConfig(api_key=KEY, speed=100, seed=3)) as emu:
-        yield emu
+pytestmark = pytest.mark.emulator(clock=100, seed=3, fixed_durations=None)
 
 
 def server_env(emulator: Emulator, tmp_path: Path) -> dict[str, str]:

@@ -4,7 +4,7 @@ structuredContent that is either absent or valid against the tool's declared out
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +15,11 @@ from mcp import Client
 from mcp.types import CallToolResult
 
 from hailuo_mcp.config import Settings
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, Fault, running_emulator
+from hailuo_mcp.emulator import Emulator, Fault
 from hailuo_mcp.server import build_server
-from tests.support import KEY, error_of, make_settings, text_of
+from tests.support import error_of, make_settings, text_of
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with running_emulator(EmulatorConfig(api_key=KEY, speed=100, seed=11)) as emu:
-        yield emu
+pytestmark = [pytest.mark.anyio, pytest.mark.emulator(clock=100, seed=11, fixed_durations=None)]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,28 +21,24 @@ from mcp import Client
 from starlette.types import ASGIApp
 
 from hailuo_mcp.config import Settings
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
+from hailuo_mcp.emulator import Emulator
 from hailuo_mcp.http_app import build_http_app
 from hailuo_mcp.ledger import open_ledger_sync
 from hailuo_mcp.server import build_server
 from hailuo_mcp.webhooks import WEBHOOK_PATH
 from tests.support import KEY, make_settings, text_of
 
-pytestmark = pytest.mark.anyio
+# Tasks end 2.1 s after their create (1 s queued, 20 s generating, at 10x).
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.emulator(clock=10, fixed_durations=(1.0, 20.0), seed=3),
+]
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    # Tasks end 2.1 s after their create (1 s queued, 20 s generating, at 10x).
-    config = EmulatorConfig(api_key=KEY, speed=10, fixed_durations=(1.0, 20.0), seed=3)
-    with running_emulator(config) as emu:
-        yield emu
 
 
 def webhook_settings(emulator: Emulator, tmp_path: Path, **env: str) -> Settings:

@@ -3,7 +3,6 @@ never overwriting, and a fresh video URL on request."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -11,10 +10,12 @@ import anyio
 import pytest
 from mcp import Client
 
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
+from hailuo_mcp.emulator import Emulator
 from hailuo_mcp.filenames import MAX_NAME_CHARS, default_name, free_path, safe_name
 from hailuo_mcp.server import build_server
-from tests.support import KEY, error_of, make_settings, text_of
+from tests.support import error_of, make_settings, text_of
+
+pytestmark = pytest.mark.emulator(clock=100, seed=9, fixed_durations=None)
 
 
 @pytest.mark.parametrize(
@@ -57,12 +58,6 @@ def test_a_taken_name_gets_a_suffix(tmp_path: Path) -> None:
     (tmp_path / "fox.mp4").write_bytes(b"first")
     (tmp_path / "fox (2).mp4").write_bytes(b"second")
     assert free_path(tmp_path, "fox.mp4") == tmp_path / "fox (3).mp4"
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with running_emulator(EmulatorConfig(api_key=KEY, speed=100, seed=9)) as emu:
-        yield emu
 
 
 @pytest.mark.anyio

@@ -34,11 +34,11 @@ from hypothesis import strategies as st
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
+from hailuo_mcp.emulator import Emulator
 from hailuo_mcp.ledger import open_ledger_sync
 from hailuo_mcp.server import build_server
 from tests.reliability_stdio import server_env, stdio_server
-from tests.support import KEY, error_of, make_settings
+from tests.support import KEY, MANUAL, MakeEmulator, error_of, make_settings
 
 ABSENT = object()  # the argument is left out
 TASK_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
@@ -200,16 +200,17 @@ def arguments(
 
 
 @contextmanager
-def served(tmp_path: Path, **env: str) -> Iterator[tuple[BlockingPortal, Client, Emulator]]:
+def served(
+    make_emulator: MakeEmulator, tmp_path: Path, **env: str
+) -> Iterator[tuple[BlockingPortal, Client, Emulator]]:
     """One emulator (frozen clock) and one in-process client for a whole property test."""
-    config = EmulatorConfig(api_key=KEY, speed=1e-6, fixed_durations=(1.0, 76.0), seed=17)
-    with running_emulator(config) as emulator:
-        settings_ = make_settings(
-            emulator, tmp_path, HAILUO_EXPECTED_SECONDS="77", HAILUO_WAIT_SECONDS="0", **env
-        )
-        with start_blocking_portal() as portal:
-            with portal.wrap_async_context_manager(Client(build_server(settings_))) as client:
-                yield portal, client, emulator
+    emulator = make_emulator(clock=MANUAL, seed=17)
+    settings_ = make_settings(
+        emulator, tmp_path, HAILUO_EXPECTED_SECONDS="77", HAILUO_WAIT_SECONDS="0", **env
+    )
+    with start_blocking_portal() as portal:
+        with portal.wrap_async_context_manager(Client(build_server(settings_))) as client:
+            yield portal, client, emulator
 
 
 def call(portal: BlockingPortal, client: Client, name: str, args: dict[str, Any]) -> CallToolResult:
@@ -246,10 +247,10 @@ def count(tool: str, seen: dict[str, int]) -> None:
 
 
 def test_generate_video_refuses_every_broken_argument_by_name_and_creates_only_for_valid_ones(
-    tmp_path: Path,
+    make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
     seen = {"valid": 0, "invalid": 0}
-    with served(tmp_path) as (portal, client, emulator):
+    with served(make_emulator, tmp_path) as (portal, client, emulator):
 
         @settings(FUZZ, max_examples=EXAMPLES["generate_video"])
         @given(arguments(GENERATE_POOLS, combos=("combo",)))
@@ -305,10 +306,10 @@ GET_TASK_POOLS: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]]
 
 
 def test_get_task_refuses_malformed_ids_without_any_request_and_looks_up_wellformed_ones(
-    tmp_path: Path,
+    make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
     seen = {"valid": 0, "invalid": 0}
-    with served(tmp_path) as (portal, client, emulator):
+    with served(make_emulator, tmp_path) as (portal, client, emulator):
 
         @settings(FUZZ, max_examples=EXAMPLES["get_task"])
         @given(arguments(GET_TASK_POOLS))
@@ -359,10 +360,10 @@ LIST_POOLS: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] = {
 
 
 def test_list_tasks_answers_within_its_limits_and_refuses_the_rest_by_name(
-    tmp_path: Path,
+    make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
     seen = {"valid": 0, "invalid": 0}
-    with served(tmp_path) as (portal, client, emulator):
+    with served(make_emulator, tmp_path) as (portal, client, emulator):
         for n in range(3):  # something to list
             call(portal, client, "generate_video", {"prompt": f"clip {n}"})
 
@@ -404,10 +405,10 @@ ESTIMATE_POOLS: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]]
 
 
 def test_estimate_cost_prices_every_valid_combination_and_refuses_the_rest_by_name(
-    tmp_path: Path,
+    make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
     seen = {"valid": 0, "invalid": 0}
-    with served(tmp_path) as (portal, client, emulator):
+    with served(make_emulator, tmp_path) as (portal, client, emulator):
 
         @settings(FUZZ, max_examples=EXAMPLES["estimate_cost"])
         @given(arguments(ESTIMATE_POOLS, combos=("combo",)))
@@ -471,8 +472,10 @@ HOSTILE = [
 
 
 @pytest.fixture
-def hostile_server(tmp_path: Path) -> Iterator[tuple[BlockingPortal, Client, Emulator]]:
-    with served(tmp_path) as trio:
+def hostile_server(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> Iterator[tuple[BlockingPortal, Client, Emulator]]:
+    with served(make_emulator, tmp_path) as trio:
         yield trio
 
 
@@ -521,20 +524,20 @@ WIRE_GARBAGE = [
 
 @pytest.mark.anyio
 async def test_garbage_on_the_stdio_wire_never_crashes_the_server_or_creates_a_task(
+    make_emulator: MakeEmulator,
     tmp_path: Path,
 ) -> None:
-    config = EmulatorConfig(api_key=KEY, speed=1e-6, fixed_durations=(1.0, 76.0))
-    with running_emulator(config) as emulator:
-        env = server_env(emulator, tmp_path, KEY, HAILUO_EXPECTED_SECONDS="77")
-        async with stdio_server(env) as server:
-            for line in WIRE_GARBAGE:
-                await server.send_line(line)
-                with anyio.fail_after(20):
-                    price = await server.call_tool("estimate_cost", {})
-                assert price["structuredContent"]["usd"] == 0.23
-            assert server.process.returncode is None
-        assert emulator.creates() == 0
-        assert server.not_protocol == []
+    emulator = make_emulator(clock=MANUAL, seed=None)
+    env = server_env(emulator, tmp_path, KEY, HAILUO_EXPECTED_SECONDS="77")
+    async with stdio_server(env) as server:
+        for line in WIRE_GARBAGE:
+            await server.send_line(line)
+            with anyio.fail_after(20):
+                price = await server.call_tool("estimate_cost", {})
+            assert price["structuredContent"]["usd"] == 0.23
+        assert server.process.returncode is None
+    assert emulator.creates() == 0
+    assert server.not_protocol == []
     # Requests the SDK can parse are answered with an error; two it cannot (params not an
     # object, a lone surrogate) are dropped by its transport without an answer. None reached a
     # tool that spends money.

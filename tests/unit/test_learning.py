@@ -7,7 +7,6 @@ so a history made on one clock (a frozen emulator, advanced) serves a wait on an
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 from mcp import Client
 
 from hailuo_mcp.durations import Durations
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
+from hailuo_mcp.emulator import Emulator
 from hailuo_mcp.errors import StorageError
 from hailuo_mcp.history import TimingHistory
 from hailuo_mcp.ledger import SqliteLedger
@@ -24,28 +23,12 @@ from hailuo_mcp.ledger.records import TaskTiming
 from hailuo_mcp.models import Task, TaskStatus, VideoRequest
 from hailuo_mcp.pricing import estimate
 from hailuo_mcp.server import build_server
-from tests.support import KEY, make_settings, text_of
+from tests.support import MANUAL, MakeEmulator, make_settings, text_of
 
 pytestmark = pytest.mark.anyio
 
 SLOW = (1.0, 120.0)  # queued 1 s, generated 120 s: far slower than the page's 76 s
 SPEED = 50.0  # a 121 s task ends 2.4 real seconds after its create
-
-
-@pytest.fixture
-def past() -> Iterator[Emulator]:
-    """Where the history was made: a frozen clock, advanced by the test."""
-    config = EmulatorConfig(api_key=KEY, speed=1e-6, fixed_durations=SLOW, seed=5)
-    with running_emulator(config) as emu:
-        yield emu
-
-
-@pytest.fixture
-def now() -> Iterator[Emulator]:
-    """Where the next task runs: 50 times real time."""
-    config = EmulatorConfig(api_key=KEY, speed=SPEED, fixed_durations=SLOW, seed=6)
-    with running_emulator(config) as emu:
-        yield emu
 
 
 async def make_history(emulator: Emulator, tmp_path: Path, count: int) -> None:
@@ -87,8 +70,10 @@ def _seconds(stamp: str) -> float:
 
 
 async def test_a_history_of_slow_tasks_moves_the_dense_window_later(
-    past: Emulator, now: Emulator, tmp_path: Path
+    make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
+    past = make_emulator(clock=MANUAL, fixed_durations=SLOW, seed=5)  # the history: advanced
+    now = make_emulator(clock=SPEED, fixed_durations=SLOW, seed=6)  # the next task: 50x
     # Without history the schedule polls densely where the page's 76 s tasks end, and then
     # chases the slow task through its tail.
     _, cold_gets, cold_early = await one_task(now, tmp_path / "fresh")

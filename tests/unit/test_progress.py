@@ -4,7 +4,6 @@ comes without near-duplicate pairs, and it stops when the call ends or is cancel
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -12,21 +11,15 @@ import pytest
 from mcp import Client
 
 from hailuo_mcp.config import Settings
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, Fault, running_emulator
+from hailuo_mcp.emulator import Emulator, Fault
 from hailuo_mcp.progress import Progress
 from hailuo_mcp.server import build_server
-from tests.support import KEY, make_settings, text_of
+from tests.support import make_settings, text_of
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.emulator(clock=100, seed=5, fixed_durations=None)]
 
 # Progress every 0.2 s here stands for the server's 4 s: the same code, 20 times faster.
 INTERVAL = 0.2
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with running_emulator(EmulatorConfig(api_key=KEY, speed=100, seed=5)) as emu:
-        yield emu
 
 
 def fast_progress(settings: Settings) -> Settings:
