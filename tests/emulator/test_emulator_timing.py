@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import random
+import ssl
 import statistics
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 
 from hailuo_mcp.emulator import (
@@ -16,9 +16,9 @@ from hailuo_mcp.emulator import (
     TimingParams,
     generation_median,
     rfc3339_ns,
-    running_emulator,
     sample_durations,
 )
+from tests.support import MANUAL, MakeEmulator, client_for
 
 
 def test_rfc3339_stamps_carry_nine_fractional_digits_and_z() -> None:
@@ -129,7 +129,9 @@ def test_timing_params_refuse_nonsense() -> None:
         TimingParams(generate_clamp=0.5)
 
 
-def test_two_emulators_with_the_same_seed_schedule_tasks_identically() -> None:
+def test_two_emulators_with_the_same_seed_schedule_tasks_identically(
+    make_emulator: MakeEmulator, tls_context: ssl.SSLContext
+) -> None:
     request = {
         "model": "hailuo",
         "task_type": "video_generation",
@@ -137,10 +139,8 @@ def test_two_emulators_with_the_same_seed_schedule_tasks_identically() -> None:
     }
     spans = []
     for _ in range(2):
-        with (
-            running_emulator(EmulatorConfig(speed=1e-6, seed=42)) as emu,
-            httpx.Client(base_url=emu.url, headers={"x-api-key": "k"}, verify=False) as client,
-        ):
+        emu = make_emulator(clock=MANUAL, fixed_durations=None, seed=42)
+        with client_for(emu, tls_context) as client:
             task_id = client.post("/api/v1/task", json=request).json()["data"]["task_id"]
             emu.advance(1000)
             meta = emu.task(task_id)["meta"]
