@@ -8,7 +8,7 @@ real HTTP app runs on loopback against the emulator; the callers are the MCP Pyt
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,12 +21,12 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from starlette.types import ASGIApp
 
-from hailuo_mcp.emulator import Emulator, EmulatorConfig, running_emulator
+from hailuo_mcp.emulator import Emulator
 from hailuo_mcp.http_app import build_http_app
 from hailuo_mcp.server import build_server
 from tests.mcp_tasks_support import ERAS, LEGACY, HttpWire, Session
 from tests.server.test_oauth import RESOURCE, SCOPE, Issuer, rsa_key
-from tests.support import error_of, make_settings, sample_png, text_of
+from tests.support import FAST, MakeEmulator, error_of, make_settings, sample_png, text_of
 
 TOKEN_A = "hm-team-token-a-5c1e9b3d7f2a4c6e"
 TOKEN_B = "hm-team-token-b-0d2f4b6a8c1e3a5b"
@@ -42,21 +42,15 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def any_key_emulator() -> Iterator[Emulator]:
+def any_key_emulator(make_emulator: MakeEmulator) -> Emulator:
     """An emulator that accepts any key, 100x real time (a video in about a second)."""
-    with running_emulator(
-        EmulatorConfig(api_key=None, speed=100.0, fixed_durations=(1.0, 76.0), seed=3)
-    ) as emu:
-        yield emu
+    return make_emulator(clock=FAST, api_key=None)
 
 
 @pytest.fixture
-def user_key_emulator() -> Iterator[Emulator]:
+def user_key_emulator(make_emulator: MakeEmulator) -> Emulator:
     """An emulator that accepts only USER_KEY: a request it serves was paid with that key."""
-    with running_emulator(
-        EmulatorConfig(api_key=USER_KEY, speed=100.0, fixed_durations=(1.0, 76.0), seed=4)
-    ) as emu:
-        yield emu
+    return make_emulator(clock=FAST, api_key=USER_KEY)
 
 
 def serve_for(
