@@ -78,13 +78,13 @@ async def test_a_history_of_slow_tasks_moves_the_dense_window_later(
     # chases the slow task through its tail.
     _, cold_gets, cold_early = await one_task(now, tmp_path / "fresh")
     await make_history(past, tmp_path / "known", 30)
-    delay, gets, early = await one_task(now, tmp_path / "known")
+    _, gets, early = await one_task(now, tmp_path / "known")
     assert cold_early >= 10 and cold_gets >= 20
     assert early <= 4  # the first look and a few sparse ones, not a window at 62-99 s
     assert gets <= 12
-    # Noticed promptly: the window is now where the task ends (delays in emulated seconds,
-    # where each real millisecond counts 50 times).
-    assert delay <= 4.0
+    # How promptly the end is noticed is a timing (each real millisecond is 50 emulated ones
+    # here): bench/completion.py measures it (docs/PERFORMANCE.md); the counts above are the
+    # schedule's behaviour.
 
 
 async def test_a_few_slow_tasks_already_move_the_window_but_the_page_still_counts(
