@@ -34,7 +34,7 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _util import machine, process_cpu_s, quantile  # noqa: E402
+from _util import machine, quantile  # noqa: E402
 
 from tests.postgres import PostgresServer, running_postgres  # noqa: E402
 from tests.replicas import (  # noqa: E402
@@ -187,38 +187,71 @@ async def load(
 
 
 async def throughput(
-    emulator: EmulatorProcess, server: PostgresServer, root: Path, clients: int, seconds: float
-) -> dict[int, dict[str, tuple[float, list[float]]]]:
-    """estimate_cost and get_task under load on one replica, then on three."""
-    figures: dict[int, dict[str, tuple[float, list[float]]]] = {}
-    for count in (1, 3):
-        database_url = server.new_database()
-        async with fleet(
-            emulator, database_url, root / f"load{count}", HAILUO_LOG_LEVEL="WARNING"
-        ) as replicas:
-            await replicas.add(count)
-            task_id = await saved_task(replicas.replicas[0])
-            figures[count] = {}
-            for tool, arguments in (
-                ("estimate_cost", {"duration": 6, "resolution": 768}),
-                ("get_task", {"task_id": task_id, "wait_seconds": 0}),
-            ):
-                cpu = [process_cpu_s(replica.pid) for replica in replicas.replicas]
-                figures[count][tool] = await load(
-                    replicas.replicas, clients, seconds, tool, arguments
-                )
-                used = sum(
-                    process_cpu_s(replica.pid) - before
-                    for replica, before in zip(replicas.replicas, cpu, strict=True)
-                )
-                rate, latencies = figures[count][tool]
+    emulator: EmulatorProcess,
+    server: PostgresServer,
+    root: Path,
+    clients: int,
+    seconds: float,
+    rounds: int,
+) -> dict[str, dict[int, tuple[list[float], list[float]]]]:
+    """estimate_cost and get_task under load on one replica and on three, both fleets up at
+    once and taking turns in blocks (drift on a shared machine hits both alike).
+
+    Returns, per tool and fleet size, each block's calls per second and every latency in ms.
+    """
+    figures: dict[str, dict[int, tuple[list[float], list[float]]]] = {}
+    async with (
+        fleet(emulator, server.new_database(), root / "load1", HAILUO_LOG_LEVEL="WARNING") as one,
+        fleet(emulator, server.new_database(), root / "load3", HAILUO_LOG_LEVEL="WARNING") as three,
+    ):
+        await one.add(1)
+        await three.add(3)
+        fleets = {1: one, 3: three}
+        subjects = {size: await saved_task(f.replicas[0]) for size, f in fleets.items()}
+        for tool in ("estimate_cost", "get_task"):
+            figures[tool] = {1: ([], []), 3: ([], [])}
+            client_cpu = {1: 0.0, 3: 0.0}
+            for _ in range(rounds):
+                for size, replicas in fleets.items():
+                    arguments: dict[str, Any] = (
+                        {"duration": 6, "resolution": 768}
+                        if tool == "estimate_cost"
+                        else {"task_id": subjects[size], "wait_seconds": 0}
+                    )
+                    cpu = time.process_time()
+                    rate, latencies = await load(
+                        replicas.replicas, clients, seconds, tool, arguments
+                    )
+                    client_cpu[size] += time.process_time() - cpu
+                    figures[tool][size][0].append(rate)
+                    figures[tool][size][1].extend(latencies)
+            for size in (1, 3):
+                rates, latencies = figures[tool][size]
                 print(
-                    f"  {count} replica(s), {tool}: {rate:.0f} calls/s, p50 "
-                    f"{quantile(latencies, 0.5):.1f} ms, p99 {quantile(latencies, 0.99):.1f} ms, "
-                    f"replica CPU {used / seconds:.2f} cores",
+                    f"  {size} replica(s), {tool}: {statistics.median(rates):.0f} calls/s "
+                    f"(blocks {min(rates):.0f}-{max(rates):.0f}), p50 "
+                    f"{quantile(latencies, 0.5):.1f} ms, p99 {quantile(latencies, 0.99):.1f} ms; "
+                    f"the clients' process used {client_cpu[size] / (rounds * seconds):.2f} cores",
                     flush=True,
                 )
     return figures
+
+
+ROLE = "hailuo_replica"
+
+
+async def replica_database(server: PostgresServer) -> str:
+    """A new database the replicas reach as their own role, with pg_stat_statements, so their
+    statements are counted apart from the bench's own queries."""
+    admin_url = server.new_database()
+    name = admin_url.rsplit("/", 1)[1]
+    roles = await ledger_rows(server.url, "SELECT 1 FROM pg_roles WHERE rolname = %s", (ROLE,))
+    if not roles:
+        await ledger_rows(server.url, f"CREATE ROLE {ROLE} LOGIN")
+    await ledger_rows(server.url, f'ALTER DATABASE "{name}" OWNER TO {ROLE}')
+    await ledger_rows(admin_url, f"ALTER SCHEMA public OWNER TO {ROLE}")
+    await ledger_rows(admin_url, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    return admin_url
 
 
 async def pg_counters(database_url: str) -> dict[str, int]:
@@ -239,14 +272,19 @@ async def pg_counters(database_url: str) -> dict[str, int]:
     }
 
 
-async def statements(database_url: str) -> Counter[str]:
-    """Calls per normalised statement in this database (pg_stat_statements)."""
+async def statements(database_url: str, role: str) -> Counter[str]:
+    """Calls per normalised statement by `role` in this database (pg_stat_statements)."""
     rows = await ledger_rows(
         database_url,
         "SELECT query, calls FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
-        "WHERE d.datname = current_database()",
+        "JOIN pg_roles r ON r.oid = s.userid WHERE d.datname = current_database() "
+        "AND r.rolname = %s",
+        (role,),
     )
-    return Counter({" ".join(row["query"].split())[:90]: int(row["calls"]) for row in rows})
+    found: Counter[str] = Counter()
+    for row in rows:
+        found[" ".join(row["query"].split())[:90]] += int(row["calls"])
+    return found
 
 
 async def settle_stats() -> None:
@@ -254,61 +292,72 @@ async def settle_stats() -> None:
     await anyio.sleep(1.5)
 
 
+def transaction_control(query: str) -> bool:
+    return query in ("BEGIN", "COMMIT", "ROLLBACK", "")
+
+
 def periodic(query: str) -> bool:
     """The lease keeper's and the pool's own statements, not a task's."""
     return (
         query.startswith("UPDATE tasks SET lease_until")
         or query.startswith("WITH orphans")
-        or query in ("SELECT $1", "")
-        or "pg_stat" in query
-        or query.startswith(("BEGIN", "COMMIT", "ROLLBACK"))
+        or query == "SELECT $1"
     )
 
 
 async def ledger_work(
     emulator: EmulatorProcess, server: PostgresServer, root: Path, tasks: int
 ) -> None:
-    """Statements, commits and rows per task, on one replica (waiting, and background)."""
+    """Statements, transactions and rows per task on one replica, for calls that wait for the
+    video and for calls that return first (the video followed in the background)."""
     for mode, wait in (("waits for the video", 60.0), ("returns after 1 s", 1.0)):
-        database_url = server.new_database()
+        admin_url = await replica_database(server)
+        replica_url = admin_url.replace("postgresql://postgres@", f"postgresql://{ROLE}@")
         async with fleet(
             emulator,
-            database_url,
+            replica_url,
             root / f"ledger-{int(wait)}",
             HAILUO_LOG_LEVEL="WARNING",
             HAILUO_LEASE_SECONDS="20",
         ) as replicas:
             (replica,) = await replicas.add(1)
-            await ledger_rows(database_url, "SELECT pg_stat_statements_reset()")
             await settle_stats()
-            before, queries_before = await pg_counters(database_url), await statements(database_url)
+            before = await pg_counters(admin_url)
+            queries_before = await statements(admin_url, ROLE)
             began = time.monotonic()
-
             async with anyio.create_task_group() as group:
                 for index in range(tasks):
                     prompt = f"ledger work {mode} {index}: a kite over dunes"
                     group.start_soon(generate, replica, prompt, wait)
             with anyio.fail_after(120):
-                while await ledger_rows(
-                    database_url, f"SELECT task_id FROM tasks WHERE {UNFINISHED}"
-                ):
+                while await ledger_rows(admin_url, f"SELECT task_id FROM tasks WHERE {UNFINISHED}"):
                     await anyio.sleep(0.2)
             elapsed = time.monotonic() - began
             await settle_stats()
-            after, queries_after = await pg_counters(database_url), await statements(database_url)
+            after = await pg_counters(admin_url)
+            queries_after = await statements(admin_url, ROLE)
         delta = queries_after - queries_before
-        own = Counter({query: calls for query, calls in delta.items() if not periodic(query)})
+        own = Counter(
+            {
+                query: calls
+                for query, calls in delta.items()
+                if not periodic(query) and not transaction_control(query)
+            }
+        )
         keeper = sum(calls for query, calls in delta.items() if periodic(query))
+        commits = delta["COMMIT"]
         print(
-            f"  a call that {mode}: {sum(own.values()) / tasks:.1f} statements per task "
-            f"({tasks} tasks), commits {(after['commits'] - before['commits']) / tasks:.1f} "
-            f"per task (all statements, the keeper's too), rows inserted "
-            f"{(after['inserted'] - before['inserted']) / tasks:.1f}, updated "
-            f"{(after['updated'] - before['updated']) / tasks:.1f} per task; the keeper and "
-            f"pool's own: {keeper} statements in {elapsed:.0f} s",
+            f"  a call that {mode} ({tasks} tasks, {elapsed:.0f} s): "
+            f"{sum(own.values()) / tasks:.1f} statements per task; the replica's commits "
+            f"{commits / tasks:.1f} per task (the keeper's included; pg_stat_database counts "
+            f"{(after['commits'] - before['commits']) / tasks:.1f} with the bench's own "
+            f"reads); rows inserted {(after['inserted'] - before['inserted']) / tasks:.1f}, "
+            f"updated {(after['updated'] - before['updated']) / tasks:.1f} per task (lease "
+            f"renewals included); the keeper's own statements: {keeper} "
+            f"({keeper / elapsed * 60:.0f} a minute)",
             flush=True,
         )
-        for query, calls in own.most_common(12):
+        for query, calls in own.most_common(16):
             print(f"      {calls / tasks:5.1f}  {query}")
 
 
@@ -339,8 +388,8 @@ async def takeovers(
                             },
                         )
                     )
-            # Let at least one renewal pass, as in a replica that has run for a while.
-            await anyio.sleep(lease_s / 4 + 0.5)
+            # Killed right after its creates: its leases have nearly all their time left (the
+            # slow end; a replica killed later in a renewal period is taken over sooner).
             held = await ledger_rows(
                 database_url,
                 f"SELECT task_id FROM tasks WHERE lease_holder LIKE %s AND {UNFINISHED}",
@@ -379,17 +428,28 @@ async def run(args: argparse.Namespace) -> None:
     root = Path(tempfile.mkdtemp(prefix="hailuo-bench-replicas-"))
     with running_postgres() as server, emulator_process(SPEED) as emulator:
         await anyio.to_thread.run_sync(with_statements, server)
-        print(f"\n1. throughput, {args.clients} concurrent clients, {args.seconds:g} s per run")
-        figures = await throughput(emulator, server, root, args.clients, args.seconds)
-        for tool in ("estimate_cost", "get_task"):
-            one, three = figures[1][tool][0], figures[3][tool][0]
-            print(f"  {tool}: three replicas / one = {three / one:.2f}x")
-        print(f"\n2. ledger work per task ({args.tasks} tasks each way, one replica)")
-        await ledger_work(emulator, server, root, args.tasks)
-        print(f"\n3. takeover after SIGKILL, {args.takeovers} rounds per lease")
-        for lease_s in args.leases:
-            measured = await takeovers(emulator, server, root, args.takeovers, lease_s)
-            print(f"  lease {lease_s:g} s: {spread(measured)}")
+        if 1 in args.parts:
+            print(
+                f"\n1. throughput, {args.clients} concurrent clients, {args.rounds} blocks of "
+                f"{args.seconds:g} s per fleet and tool"
+            )
+            figures = await throughput(
+                emulator, server, root, args.clients, args.seconds, args.rounds
+            )
+            for tool, sizes in figures.items():
+                one, three = statistics.median(sizes[1][0]), statistics.median(sizes[3][0])
+                p50 = quantile(sizes[3][1], 0.5) / quantile(sizes[1][1], 0.5)
+                print(
+                    f"  {tool}: three replicas / one = {three / one:.2f}x calls/s, p50 {p50:.2f}x"
+                )
+        if 2 in args.parts:
+            print(f"\n2. ledger work per task ({args.tasks} tasks each way, one replica)")
+            await ledger_work(emulator, server, root, args.tasks)
+        if 3 in args.parts:
+            print(f"\n3. takeover after SIGKILL, {args.takeovers} rounds per lease")
+            for lease_s in args.leases:
+                measured = await takeovers(emulator, server, root, args.takeovers, lease_s)
+                print(f"  lease {lease_s:g} s: {spread(measured)}")
     print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
 
 
@@ -397,10 +457,12 @@ def main() -> None:
     """Run the three parts and print their figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--tasks", type=int, default=10)
     parser.add_argument("--takeovers", type=int, default=5)
     parser.add_argument("--leases", type=float, nargs="+", default=[4.0, 20.0])
+    parser.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3])
     anyio.run(run, parser.parse_args())
 
 

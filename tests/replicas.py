@@ -345,7 +345,7 @@ async def ledger_rows(database_url: str, sql: str, params: tuple[Any, ...] = ())
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         async with conn.cursor(row_factory=dict_row) as cursor:
             await cursor.execute(sql, params)
-            return await cursor.fetchall()
+            return await cursor.fetchall() if cursor.description else []
 
 
 def holder_of(pid: int) -> str:
