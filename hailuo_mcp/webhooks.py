@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hailuo_mcp.errors import HailuoError, StorageError
+from hailuo_mcp.errors import HailuoError
 from hailuo_mcp.flow import VideoService
 from hailuo_mcp.models import Task, TaskStatus, is_valid_task_id
 
