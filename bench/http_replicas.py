@@ -5,15 +5,16 @@ throwaway PostgreSQL from Debian's binaries with pg_stat_statements loaded (test
 replicas as `python -m hailuo_mcp serve --transport streamable-http`, the MCP Python SDK client.
 
 1. Throughput and latency of estimate_cost and get_task (a saved task, answered from the ledger)
-   with N concurrent clients, each holding one session, on one replica and then on three; the
-   one-replica run is the baseline of the same run.
+   with N concurrent clients, each holding one session: one replica against three, both fleets
+   up at once and taking turns in blocks; the one-replica fleet is the baseline of the same run.
 2. Ledger work per generated task: statements (pg_stat_statements), commits (pg_stat_database)
    and rows written (pg_stat_user_tables), for calls that wait for the video and for calls that
    return first and leave it to the background; the lease keeper's periodic work apart.
 3. Takeover: a replica following unfinished tasks is SIGKILLed; seconds until another replica
    holds the last of them, repeated.
 
-    .venv/bin/python bench/http_replicas.py [--clients 8] [--seconds 8] [--takeovers 5]
+    .venv/bin/python bench/http_replicas.py [--clients 8] [--seconds 4] [--rounds 4]
+        [--tasks 10] [--takeovers 5] [--leases 4 20] [--parts 1 2 3]
 """
 
 from __future__ import annotations
