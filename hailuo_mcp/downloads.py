@@ -18,6 +18,7 @@ import httpx
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import DownloadError, StorageError
+from hailuo_mcp.http_clients import LazyHttpClient
 from hailuo_mcp.upstream import RequestGate
 
 _CHUNK = 64 * 1024
@@ -33,8 +34,7 @@ class VideoDownloader:
     ) -> None:
         self._settings = settings
         self._transport = transport
-        self._client: httpx.AsyncClient | None = None
-        self._closed = False
+        self._http_client = LazyHttpClient(self._new_client, name="the video downloader")
         self._gate = RequestGate(MAX_DOWNLOADS, settings.request_timeout * 2)
 
     async def __aenter__(self) -> VideoDownloader:
@@ -50,34 +50,31 @@ class VideoDownloader:
 
     async def aclose(self) -> None:
         """Close the connections; no download may start afterwards."""
-        self._closed = True
-        if self._client is not None:
-            await self._client.aclose()
+        await self._http_client.aclose()
+
+    def _new_client(self) -> httpx.AsyncClient:
+        settings = self._settings
+        return httpx.AsyncClient(
+            # Per read: a whole download gets `download_timeout` (see `download`).
+            timeout=httpx.Timeout(
+                settings.request_timeout,
+                connect=settings.connect_timeout,
+                pool=settings.request_timeout * 2,
+            ),
+            transport=self._transport,
+            limits=httpx.Limits(
+                max_connections=MAX_DOWNLOADS, max_keepalive_connections=MAX_DOWNLOADS
+            ),
+            # A redirect answers as a failed download, as it always has: the URL PiAPI
+            # gives is the file itself.
+            follow_redirects=False,
+            # No API key, ever: the video host is not PiAPI.
+            headers={"user-agent": "hailuo-mcp"},
+        )
 
     def _http(self) -> httpx.AsyncClient:
         """The httpx client, built on first use: an idle server never pays for its TLS context."""
-        if self._client is None:
-            if self._closed:
-                raise RuntimeError("the video downloader is closed")
-            settings = self._settings
-            self._client = httpx.AsyncClient(
-                # Per read: a whole download gets `download_timeout` (see `download`).
-                timeout=httpx.Timeout(
-                    settings.request_timeout,
-                    connect=settings.connect_timeout,
-                    pool=settings.request_timeout * 2,
-                ),
-                transport=self._transport,
-                limits=httpx.Limits(
-                    max_connections=MAX_DOWNLOADS, max_keepalive_connections=MAX_DOWNLOADS
-                ),
-                # A redirect answers as a failed download, as it always has: the URL PiAPI
-                # gives is the file itself.
-                follow_redirects=False,
-                # No API key, ever: the video host is not PiAPI.
-                headers={"user-agent": "hailuo-mcp"},
-            )
-        return self._client
+        return self._http_client.get()
 
     async def download(self, url: str, destination: Path, *, task_id: str) -> int:
         """Stream `url` into `destination` via a temporary file and an atomic rename.

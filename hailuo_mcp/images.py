@@ -31,6 +31,7 @@ import httpx
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import InputError
+from hailuo_mcp.http_clients import LazyHttpClient
 from hailuo_mcp.image_facts import (
     check_byte_size,
     check_facts,
@@ -91,9 +92,8 @@ class ImageGate:
         # PiAPI fetches the image from its own servers: a private or loopback address only
         # works when "PiAPI" is itself local (the emulator).
         self._local_ok = _is_local_host(httpx.URL(settings.base_url).host)
-        self._client: httpx.AsyncClient | None = None
+        self._http_client = LazyHttpClient(self._new_client, name="the image gate")
         self._entered = False
-        self._closed = False
 
     async def __aenter__(self) -> ImageGate:
         self._entered = True
@@ -105,9 +105,7 @@ class ImageGate:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._closed = True
-        if self._client is not None:
-            await self._client.aclose()
+        await self._http_client.aclose()
 
     def _new_client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -125,11 +123,7 @@ class ImageGate:
     async def _http(self) -> AsyncIterator[httpx.AsyncClient]:
         """The probes' client: the gate's own, built on first use (an idle server never pays)."""
         if self._entered:
-            if self._client is None:
-                if self._closed:
-                    raise RuntimeError("the image gate is closed")
-                self._client = self._new_client()
-            yield self._client
+            yield self._http_client.get()
             return
         # A gate never entered (a one-off `ImageGate(settings, client).prepare`, as some tests
         # use it) has nobody to close a long-lived client, so each probe gets its own, closed

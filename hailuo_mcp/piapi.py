@@ -36,6 +36,7 @@ from hailuo_mcp.errors import (
     MalformedResponseError,
     UpstreamUnavailableError,
 )
+from hailuo_mcp.http_clients import LazyHttpClient
 from hailuo_mcp.models import Task, VideoRequest, is_valid_task_id
 from hailuo_mcp.upstream import (
     BadAnswer,
@@ -83,8 +84,7 @@ class PiAPIClient:
     ) -> None:
         self._settings = settings
         self._transport = transport
-        self._client: httpx.AsyncClient | None = None
-        self._closed = False
+        self._http_client = LazyHttpClient(self._new_client, name="the PiAPI client")
         self._gate = RequestGate(MAX_CONNECTIONS, settings.request_timeout * 2)
         self._key = settings.api_key
         self._secrets: tuple[SecretStr | None, ...] = (settings.api_key, settings.webhook_secret)
@@ -113,34 +113,33 @@ class PiAPIClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._closed = True
-        if self._client is not None:
-            await self._client.aclose()
+        # A view's connections are its parent's: only the parent closes them.
+        if self._parent is None:
+            await self._http_client.aclose()
+
+    def _new_client(self) -> httpx.AsyncClient:
+        settings = self._settings
+        timeout = httpx.Timeout(
+            settings.request_timeout,
+            connect=settings.connect_timeout,
+            pool=settings.request_timeout * 2,
+        )
+        # No default headers: the key is added per request, by `_call` only.
+        return httpx.AsyncClient(
+            timeout=timeout,
+            transport=self._transport,
+            limits=httpx.Limits(
+                max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+            ),
+            follow_redirects=False,
+            headers={"user-agent": "hailuo-mcp"},
+        )
 
     def _http(self) -> httpx.AsyncClient:
         """The httpx client, built on first use: its TLS context costs ~50 ms and ~3 MB."""
         if self._parent is not None:
             return self._parent._http()
-        if self._client is None:
-            if self._closed:
-                raise RuntimeError("the PiAPI client is closed")
-            settings = self._settings
-            timeout = httpx.Timeout(
-                settings.request_timeout,
-                connect=settings.connect_timeout,
-                pool=settings.request_timeout * 2,
-            )
-            # No default headers: the key is added per request, by `_call` only.
-            self._client = httpx.AsyncClient(
-                timeout=timeout,
-                transport=self._transport,
-                limits=httpx.Limits(
-                    max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
-                ),
-                follow_redirects=False,
-                headers={"user-agent": "hailuo-mcp"},
-            )
-        return self._client
+        return self._http_client.get()
 
     def _auth_headers(self) -> dict[str, str]:
         key = self._key

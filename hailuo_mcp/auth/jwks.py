@@ -19,6 +19,8 @@ import anyio
 import httpx
 import jwt
 
+from hailuo_mcp.http_clients import LazyHttpClient
+
 logger = logging.getLogger(__name__)
 
 # Asymmetric algorithms only: `none` and HS* (a shared secret) are never accepted.
@@ -31,6 +33,11 @@ TTL_SECONDS = 300.0
 REFETCH_SECONDS = 30.0
 _TIMEOUT = httpx.Timeout(5.0, connect=3.0)
 _MAX_BYTES = 512 * 1024
+
+
+def _new_client() -> httpx.AsyncClient:
+    # Our own client: the SDK's HTTP stack (httpx2) is not ours to configure.
+    return httpx.AsyncClient(timeout=_TIMEOUT, follow_redirects=False)
 
 
 class JwksError(Exception):
@@ -106,11 +113,14 @@ class JwksCache:
         self._fetched_at: float | None = None
         self._forced_at: float | None = None
         self._lock = anyio.Lock()
-        self._client: httpx.AsyncClient | None = None
+        # Open only between enter and exit; None outside (`_get_json` answers "not open").
+        self._http: LazyHttpClient | None = None
 
     async def __aenter__(self) -> JwksCache:
-        # Our own client: the SDK's HTTP stack (httpx2) is not ours to configure.
-        self._client = httpx.AsyncClient(timeout=_TIMEOUT, follow_redirects=False)
+        self._http = LazyHttpClient(_new_client, name="the key cache")
+        # Built now, not on the first fetch: the lifespan pays for the TLS context, not the first
+        # caller's request.
+        self._http.get()
         return self
 
     async def __aexit__(
@@ -119,9 +129,9 @@ class JwksCache:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        http, self._http = self._http, None
+        if http is not None:
+            await http.aclose()
 
     async def key(self, kid: str) -> jwt.PyJWK | None:
         """The key with this kid, fetching the set when stale or when the kid is new to us."""
@@ -176,10 +186,10 @@ class JwksCache:
         )
 
     async def _get_json(self, url: str) -> Any:
-        if self._client is None:
+        if self._http is None:
             raise JwksError("the key cache is not open")
         try:
-            answer = await self._client.get(url, headers={"accept": "application/json"})
+            answer = await self._http.get().get(url, headers={"accept": "application/json"})
         except httpx.HTTPError as exc:
             raise JwksError(f"{url}: {type(exc).__name__}") from exc
         if answer.status_code != 200:

@@ -16,6 +16,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -314,6 +315,28 @@ async def test_unknown_task_and_wrong_key_are_typed_errors(
         with pytest.raises(AuthenticationError):
             await client.create(VideoRequest(prompt="x"))
     assert missing.value.task_id == "00000000-0000-4000-8000-000000000000"
+
+
+# a view paying with a caller's own key
+
+
+async def test_a_view_with_its_own_key_uses_the_parent_connections_and_never_closes_them(
+    client: PiAPIClient,
+) -> None:
+    await client.create(VideoRequest(prompt="x"))  # the parent's client is built before the view
+    view = client.with_key(SecretStr("sk-wrong"))
+    async with view:
+        with pytest.raises(AuthenticationError):
+            await view.create(VideoRequest(prompt="x"))  # the view's key, not the parent's
+    assert view._http() is client._http()  # one pool: the view built nothing of its own
+    assert (await client.create(VideoRequest(prompt="x"))).task_id  # still open
+
+
+async def test_a_view_is_closed_with_its_parent(emulator: Emulator, tmp_path: Path) -> None:
+    async with PiAPIClient(make_settings(emulator, tmp_path)) as parent:
+        view = parent.with_key(SecretStr("sk-caller"))
+    with pytest.raises(RuntimeError, match="the PiAPI client is closed"):
+        await view.account()
 
 
 # account and upload: safe to repeat
