@@ -16,7 +16,7 @@ from hailuo_mcp.ledger.values import TERMINAL
 
 
 class PgProtocolTaskRows:
-    """Protocol-task writes and reads over PostgresLedger's `_rows` and `_count`."""
+    """Protocol-task writes over PostgresLedger's `_rows` and `_count` (reads: sql_reads.py)."""
 
     async def _rows(
         self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()
@@ -73,40 +73,6 @@ class PgProtocolTaskRows:
             ),
         )
         return count == 1
-
-    async def protocol_task(
-        self, task_id: str, *, owner: str | None = None
-    ) -> ProtocolTaskRecord | None:
-        """One protocol task (of `owner`, when given), or None."""
-        sql = "SELECT * FROM protocol_tasks WHERE id = %s"
-        params: tuple[str, ...] = (task_id,)
-        if owner is not None:
-            sql, params = f"{sql} AND owner = %s", (task_id, owner)
-        rows = await self._rows(sql, params)
-        return ProtocolTaskRecord.model_validate(rows[0]) if rows else None
-
-    async def protocol_tasks(
-        self,
-        limit: int,
-        *,
-        after: tuple[float, str] | None = None,
-        owner: str | None = None,
-    ) -> list[ProtocolTaskRecord]:
-        """Protocol tasks newest first, starting after the (created_at, id) of a previous page."""
-        where: list[str] = []
-        params: list[object] = []
-        if owner is not None:
-            where.append("owner = %s")
-            params.append(owner)
-        if after is not None:
-            where.append("(created_at, id) < (%s, %s)")
-            params += [after[0], after[1]]
-        sql = "SELECT * FROM protocol_tasks"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, id DESC LIMIT %s"
-        rows = await self._rows(sql, (*params, limit))
-        return [ProtocolTaskRecord.model_validate(row) for row in rows]
 
     async def forget_protocol_tasks(self, expired_before: float) -> int:
         """Delete protocol tasks whose ttl ran out before `expired_before`; returns how many.

@@ -6,7 +6,8 @@ The pool checks a connection before handing it out, so after a database restart 
 are dropped and new ones made: a call during the outage raises StorageError within `timeout_s`,
 later calls work again. Leases use the database's clock, never a replica's. Every database
 failure is a StorageError whose message names the server without its password (pg_errors.py).
-The schema is versioned (pg_migrations.py); the protocol-task rows are in pg_protocol_tasks.py.
+The schema is versioned (pg_migrations.py); the protocol-task writes are in pg_protocol_tasks.py,
+the reads (the same SQL as SQLite's) in sql_reads.py.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from hailuo_mcp.errors import StorageError
 from hailuo_mcp.ledger.pg_errors import StorageErrors
 from hailuo_mcp.ledger.pg_migrations import migrate
 from hailuo_mcp.ledger.pg_protocol_tasks import PgProtocolTaskRows
-from hailuo_mcp.ledger.records import LOCAL_OWNER, TaskRecord, TaskTiming
+from hailuo_mcp.ledger.records import LOCAL_OWNER, TaskRecord
+from hailuo_mcp.ledger.sql_reads import Params, R, SqlReads
 from hailuo_mcp.ledger.values import (
     UNFINISHED_SQL,
     created_values,
@@ -38,7 +40,7 @@ from hailuo_mcp.ledger.values import (
     seen_values,
     task_record,
 )
-from hailuo_mcp.models import Task, TaskStatus, VideoRequest
+from hailuo_mcp.models import Task, VideoRequest
 from hailuo_mcp.pricing import Estimate
 
 T = TypeVar("T")
@@ -48,7 +50,7 @@ _UNTIL = "clock_timestamp() + make_interval(secs => %s)"
 _FREE = "(lease_holder IS NULL OR lease_until < clock_timestamp())"
 
 
-class PostgresLedger(PgProtocolTaskRows):
+class PostgresLedger(PgProtocolTaskRows, SqlReads):
     """The PostgreSQL ledger; open with `async with PostgresLedger(url)`.
 
     Args:
@@ -137,6 +139,13 @@ class PostgresLedger(PgProtocolTaskRows):
                 return await cursor.fetchall() if cursor.description else []
 
         return await self._run(run)
+
+    async def _fetch(
+        self, sql: str, params: Params, make: Callable[[dict[str, Any]], R]
+    ) -> list[R]:
+        # psycopg's marks are %s, and a literal % must be doubled.
+        rows = await self._rows(sql.replace("%", "%%").replace("?", "%s"), params)
+        return [make(row) for row in rows]
 
     async def _count(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> int:
         async def run(conn: AsyncConnection[Any]) -> int:
@@ -248,59 +257,6 @@ class PostgresLedger(PgProtocolTaskRows):
             (reason, now, now),
         )
 
-    # Reads
-
-    async def _select(self, where: str, params: tuple[Any, ...], tail: str) -> list[TaskRecord]:
-        rows = await self._rows(f"SELECT * FROM tasks WHERE {where} {tail}", params)
-        return [task_record(row) for row in rows]
-
-    async def get(self, task_id: str, *, owner: str | None = None) -> TaskRecord | None:
-        """The row of one task (of `owner`, when given), or None."""
-        where, params = _owned("task_id = %s", (task_id,), owner)
-        found = await self._select(where, params, "")
-        return found[0] if found else None
-
-    async def recent(
-        self, limit: int, status: TaskStatus | None = None, *, owner: str | None = None
-    ) -> list[TaskRecord]:
-        """Newest tasks first, optionally of one status and one owner."""
-        where, params = ("status = %s", (status.value,)) if status is not None else ("true", ())
-        where, params = _owned(where, params, owner)
-        return await self._select(where, (*params, limit), "ORDER BY created_at DESC LIMIT %s")
-
-    async def created_since(self, epoch: float, *, owner: str | None = None) -> list[TaskRecord]:
-        """Every task recorded at or after `epoch` (of `owner`, when given), oldest first."""
-        where, params = _owned("created_at >= %s", (epoch,), owner)
-        return await self._select(where, params, "ORDER BY created_at")
-
-    async def unfinished(self, max_age_s: float) -> list[TaskRecord]:
-        """Tasks still worth following: not ended, or completed without a saved file."""
-        since = time.time() - max_age_s
-        return await self._select(
-            f"created_at >= %s AND {UNFINISHED_SQL}", (since,), "ORDER BY created_at"
-        )
-
-    async def completed_timings(
-        self, model: str, duration: int, resolution: int, limit: int
-    ) -> list[TaskTiming]:
-        """Queue and generation seconds of the newest completed tasks of one kind."""
-        rows = await self._rows(
-            "SELECT upstream_created_at, upstream_started_at, upstream_ended_at FROM tasks "
-            "WHERE status = 'completed' AND model = %s AND duration = %s AND resolution = %s "
-            "AND upstream_started_at IS NOT NULL AND upstream_ended_at IS NOT NULL "
-            "ORDER BY created_at DESC LIMIT %s",
-            (model, duration, resolution, limit),
-        )
-        timings = (
-            TaskTiming.from_stamps(
-                row["upstream_created_at"].isoformat() if row["upstream_created_at"] else None,
-                row["upstream_started_at"].isoformat(),
-                row["upstream_ended_at"].isoformat(),
-            )
-            for row in rows
-        )
-        return [timing for timing in timings if timing is not None]
-
     # Leases (the database's clock)
 
     async def claim(self, task_id: str) -> bool:
@@ -382,10 +338,3 @@ def _row(task: Task, origin: str, values: dict[str, Any]) -> dict[str, Any]:
 
 def _marks(row: dict[str, Any]) -> str:
     return ", ".join("%s" for _ in row)
-
-
-def _owned(where: str, params: tuple[Any, ...], owner: str | None) -> tuple[str, tuple[Any, ...]]:
-    """`where` narrowed to one owner's rows, unless `owner` is None (every owner)."""
-    if owner is None:
-        return where, params
-    return f"({where}) AND owner = %s", (*params, owner)

@@ -43,13 +43,26 @@ _TERMINAL = ("completed", "failed", "cancelled")
 
 
 class ProtocolTaskRows:
-    """The protocol-task writes and reads of a SQLite ledger (mixed into `SqliteLedger`)."""
+    """The protocol-task writes of a SQLite ledger, and how it reads its rows back (mixed into
+    `SqliteLedger`; the reads themselves are sql_reads.py's)."""
 
     async def _run(self, fn: Callable[[], T]) -> T:
         raise NotImplementedError  # SqliteLedger's: one worker thread at a time, never abandoned
 
     def _db(self) -> sqlite3.Connection:
         raise NotImplementedError
+
+    def _protocol_record(self, row: dict[str, Any]) -> ProtocolTaskRecord:
+        """A row with its JSON columns still text, as SQLite stores them."""
+        data = dict(row)
+        data["warnings"] = json.loads(data["warnings"]) if data.get("warnings") else []
+        for name in ("result", "error"):
+            data[name] = json.loads(data[name]) if data.get(name) else None
+        return ProtocolTaskRecord.model_validate(data)
+
+    def _page_after(self, created_at: float, task_id: str) -> tuple[str, tuple[object, ...]]:
+        """Spelt out: row values need SQLite 3.15, newer than some Pythons ship."""
+        return "(created_at < ? OR (created_at = ? AND id < ?))", (created_at, created_at, task_id)
 
     async def record_protocol_task(self, task: ProtocolTaskRecord) -> None:
         """A protocol task was created: durable before its CreateTaskResult is sent."""
@@ -112,47 +125,6 @@ class ProtocolTaskRows:
 
         return await self._run(write)
 
-    async def protocol_task(
-        self, task_id: str, *, owner: str | None = None
-    ) -> ProtocolTaskRecord | None:
-        """One protocol task (of `owner`, when given), or None."""
-        sql, params = "SELECT * FROM protocol_tasks WHERE id = ?", [task_id]
-        if owner is not None:
-            sql, params = f"{sql} AND owner = ?", [task_id, owner]
-
-        def read() -> ProtocolTaskRecord | None:
-            row = self._db().execute(sql, params).fetchone()
-            return _protocol_record(row) if row is not None else None
-
-        return await self._run(read)
-
-    async def protocol_tasks(
-        self,
-        limit: int,
-        *,
-        after: tuple[float, str] | None = None,
-        owner: str | None = None,
-    ) -> list[ProtocolTaskRecord]:
-        """Protocol tasks newest first, starting after the (created_at, id) of a previous page."""
-        where: list[str] = []
-        params: list[object] = []
-        if owner is not None:
-            where.append("owner = ?")
-            params.append(owner)
-        if after is not None:
-            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            params += [after[0], after[0], after[1]]
-        sql = "SELECT * FROM protocol_tasks"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
-
-        def read() -> list[ProtocolTaskRecord]:
-            rows = self._db().execute(sql, (*params, limit)).fetchall()
-            return [_protocol_record(row) for row in rows]
-
-        return await self._run(read)
-
     async def forget_protocol_tasks(self, expired_before: float) -> int:
         """Delete protocol tasks whose ttl ran out before `expired_before`; returns how many.
 
@@ -174,11 +146,3 @@ class ProtocolTaskRows:
 
 def _dump(value: dict[str, Any] | None) -> str | None:
     return json.dumps(value) if value is not None else None
-
-
-def _protocol_record(row: sqlite3.Row) -> ProtocolTaskRecord:
-    data = dict(row)
-    data["warnings"] = json.loads(data["warnings"]) if data.get("warnings") else []
-    for name in ("result", "error"):
-        data[name] = json.loads(data[name]) if data.get(name) else None
-    return ProtocolTaskRecord.model_validate(data)

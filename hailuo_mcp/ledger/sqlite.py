@@ -6,7 +6,8 @@ every call also waited for a trip through a busy event loop, and 1000 tasks queu
 (docs/PERFORMANCE.md, many tasks). The files are private (0600): they hold prompts.
 
 Several processes on one machine may share the file; leases (sqlite_leases.py) say which of
-them follows a task. The tables and their upgrades are in sqlite_schema.py.
+them follows a task. The tables and their upgrades are in sqlite_schema.py; the reads, the
+same SQL as PostgreSQL's, in sql_reads.py.
 """
 
 from __future__ import annotations
@@ -25,24 +26,18 @@ import anyio
 
 from hailuo_mcp.errors import StorageError
 from hailuo_mcp.ledger.protocol_tasks import ProtocolTaskRows
-from hailuo_mcp.ledger.records import LOCAL_OWNER, TaskRecord, TaskTiming
+from hailuo_mcp.ledger.records import LOCAL_OWNER
+from hailuo_mcp.ledger.sql_reads import Params, R, SqlReads
 from hailuo_mcp.ledger.sqlite_leases import SqliteLeases, register_lease_functions
 from hailuo_mcp.ledger.sqlite_schema import create_or_upgrade
-from hailuo_mcp.ledger.values import (
-    UNFINISHED_SQL,
-    created_values,
-    default_holder,
-    imported_values,
-    seen_values,
-    task_record,
-)
-from hailuo_mcp.models import Task, TaskStatus, VideoRequest
+from hailuo_mcp.ledger.values import created_values, default_holder, imported_values, seen_values
+from hailuo_mcp.models import Task, VideoRequest
 from hailuo_mcp.pricing import Estimate
 
 T = TypeVar("T")
 
 
-class SqliteLedger(SqliteLeases, ProtocolTaskRows):
+class SqliteLedger(SqliteLeases, ProtocolTaskRows, SqlReads):
     """The SQLite ledger; open with `async with SqliteLedger(path)`.
 
     Args:
@@ -131,6 +126,14 @@ class SqliteLedger(SqliteLeases, ProtocolTaskRows):
     async def ping(self) -> None:
         """Raise StorageError unless the file answers a query now."""
         await self._run(lambda: self._db().execute("SELECT 1").fetchone())
+
+    async def _fetch(
+        self, sql: str, params: Params, make: Callable[[dict[str, Any]], R]
+    ) -> list[R]:
+        def read() -> list[R]:
+            return [make(dict(row)) for row in self._db().execute(sql, params)]
+
+        return await self._run(read)
 
     async def _write(self, task_id: str, values: dict[str, Any]) -> None:
         now = time.time()
@@ -273,63 +276,6 @@ class SqliteLedger(SqliteLeases, ProtocolTaskRows):
 
         return await self._run(write)
 
-    # Reads
-
-    async def _select(self, where: str, params: tuple[Any, ...], tail: str) -> list[TaskRecord]:
-        sql = f"SELECT * FROM tasks WHERE {where} {tail}"
-
-        def read() -> list[TaskRecord]:
-            return [task_record(dict(row)) for row in self._db().execute(sql, params)]
-
-        return await self._run(read)
-
-    async def get(self, task_id: str, *, owner: str | None = None) -> TaskRecord | None:
-        """The row of one task (of `owner`, when given), or None."""
-        where, params = _owned("task_id = ?", (task_id,), owner)
-        found = await self._select(where, params, "")
-        return found[0] if found else None
-
-    async def recent(
-        self, limit: int, status: TaskStatus | None = None, *, owner: str | None = None
-    ) -> list[TaskRecord]:
-        """Newest tasks first, optionally of one status and one owner."""
-        where, params = ("status = ?", (status.value,)) if status is not None else ("1", ())
-        where, params = _owned(where, params, owner)
-        return await self._select(where, (*params, limit), "ORDER BY created_at DESC LIMIT ?")
-
-    async def created_since(self, epoch: float, *, owner: str | None = None) -> list[TaskRecord]:
-        """Every task recorded at or after `epoch` (of `owner`, when given), oldest first."""
-        where, params = _owned("created_at >= ?", (epoch,), owner)
-        return await self._select(where, params, "ORDER BY created_at")
-
-    async def unfinished(self, max_age_s: float) -> list[TaskRecord]:
-        """Tasks still worth following: not ended, or completed without a saved file."""
-        since = time.time() - max_age_s
-        return await self._select(
-            f"created_at >= ? AND {UNFINISHED_SQL}", (since,), "ORDER BY created_at"
-        )
-
-    async def completed_timings(
-        self, model: str, duration: int, resolution: int, limit: int
-    ) -> list[TaskTiming]:
-        """Queue and generation seconds of the newest completed tasks of one kind."""
-
-        def read() -> list[TaskTiming]:
-            rows = (
-                self._db()
-                .execute(
-                    "SELECT upstream_created_at, upstream_started_at, upstream_ended_at "
-                    "FROM tasks WHERE status = 'completed' AND model = ? AND duration = ? AND "
-                    "resolution = ? AND upstream_started_at IS NOT NULL AND upstream_ended_at "
-                    "IS NOT NULL ORDER BY created_at DESC LIMIT ?",
-                    (model, duration, resolution, limit),
-                )
-                .fetchall()
-            )
-            return [t for row in rows if (t := TaskTiming.from_stamps(*row)) is not None]
-
-        return await self._run(read)
-
 
 def _row(task: Task, origin: str, values: dict[str, Any], now: float) -> dict[str, Any]:
     """Every column of a new row of `tasks`."""
@@ -344,13 +290,6 @@ def _row(task: Task, origin: str, values: dict[str, Any], now: float) -> dict[st
 
 def _marks(row: dict[str, Any]) -> str:
     return ", ".join("?" for _ in row)
-
-
-def _owned(where: str, params: tuple[Any, ...], owner: str | None) -> tuple[str, tuple[Any, ...]]:
-    """`where` narrowed to one owner's rows, unless `owner` is None (every owner)."""
-    if owner is None:
-        return where, params
-    return f"({where}) AND owner = ?", (*params, owner)
 
 
 def _update(conn: sqlite3.Connection, task_id: str, values: dict[str, Any], now: float) -> None:
