@@ -6,8 +6,8 @@ The pool checks a connection before handing it out, so after a database restart 
 are dropped and new ones made: a call during the outage raises StorageError within `timeout_s`,
 later calls work again. Leases use the database's clock, never a replica's. Every database
 failure is a StorageError whose message names the server without its password (pg_errors.py).
-The schema is versioned (pg_migrations.py); the protocol-task writes are in pg_protocol_tasks.py,
-the reads (the same SQL as SQLite's) in sql_reads.py.
+The schema is versioned (pg_migrations.py); the reads and writes that are the same SQL as
+SQLite's are in sql_reads.py and sql_writes.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -29,19 +28,10 @@ from psycopg_pool import AsyncConnectionPool
 from hailuo_mcp.errors import StorageError
 from hailuo_mcp.ledger.pg_errors import StorageErrors
 from hailuo_mcp.ledger.pg_migrations import migrate
-from hailuo_mcp.ledger.pg_protocol_tasks import PgProtocolTaskRows
 from hailuo_mcp.ledger.records import LOCAL_OWNER, TaskRecord
 from hailuo_mcp.ledger.sql_reads import Params, R, SqlReads
-from hailuo_mcp.ledger.values import (
-    UNFINISHED_SQL,
-    created_values,
-    default_holder,
-    imported_values,
-    seen_values,
-    task_record,
-)
-from hailuo_mcp.models import Task, VideoRequest
-from hailuo_mcp.pricing import Estimate
+from hailuo_mcp.ledger.sql_writes import Row, SqlWrites
+from hailuo_mcp.ledger.values import UNFINISHED_SQL, default_holder, task_record
 
 T = TypeVar("T")
 Rows = list[dict[str, Any]]
@@ -50,7 +40,7 @@ _UNTIL = "clock_timestamp() + make_interval(secs => %s)"
 _FREE = "(lease_holder IS NULL OR lease_until < clock_timestamp())"
 
 
-class PostgresLedger(PgProtocolTaskRows, SqlReads):
+class PostgresLedger(SqlReads, SqlWrites):
     """The PostgreSQL ledger; open with `async with PostgresLedger(url)`.
 
     Args:
@@ -143,8 +133,7 @@ class PostgresLedger(PgProtocolTaskRows, SqlReads):
     async def _fetch(
         self, sql: str, params: Params, make: Callable[[dict[str, Any]], R]
     ) -> list[R]:
-        # psycopg's marks are %s, and a literal % must be doubled.
-        rows = await self._rows(sql.replace("%", "%%").replace("?", "%s"), params)
+        rows = await self._rows(_pg_marks(sql), params)
         return [make(row) for row in rows]
 
     async def _count(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> int:
@@ -158,19 +147,19 @@ class PostgresLedger(PgProtocolTaskRows, SqlReads):
         """Raise StorageError unless the database answers a query now."""
         await self._rows("SELECT 1")
 
-    async def _write(self, task_id: str, values: dict[str, Any]) -> None:
-        columns = ", ".join(f"{name} = %s" for name in values)
-        await self._count(
-            f"UPDATE tasks SET {columns}, updated_at = %s WHERE task_id = %s",
-            (*values.values(), time.time(), task_id),
-        )
+    async def _execute(self, sql: str, params: Params) -> int:
+        return await self._count(_pg_marks(sql), params)
+
+    def _json(self, value: object) -> object:
+        """As jsonb (psycopg's `Jsonb` wrapper)."""
+        return Jsonb(value)
 
     # Events
 
     async def record_attempt(
         self, request_input: dict[str, Any], *, owner: str = LOCAL_OWNER
     ) -> int:
-        """A create is about to be sent (outcome 'sending')."""
+        """The attempt id comes back by RETURNING."""
         rows = await self._rows(
             "INSERT INTO create_attempts (sent_at, request_json, outcome, owner) "
             "VALUES (%s, %s, 'sending', %s) RETURNING attempt_id",
@@ -178,30 +167,7 @@ class PostgresLedger(PgProtocolTaskRows, SqlReads):
         )
         return int(rows[0]["attempt_id"])
 
-    async def record_attempt_failed(self, attempt_id: int, kind: str, message: str) -> None:
-        """Why an attempt made no task we know of."""
-        await self._count(
-            "UPDATE create_attempts SET outcome = %s, message = %s WHERE attempt_id = %s",
-            (kind, message, attempt_id),
-        )
-
-    async def record_created(
-        self,
-        task: Task,
-        request: VideoRequest,
-        price: Estimate,
-        *,
-        attempt_id: int,
-        image_source: str | None = None,
-        file_name: str | None = None,
-        owner: str = LOCAL_OWNER,
-    ) -> None:
-        """A task PiAPI created for `request`, leased to this replica; its attempt closed in
-        the same transaction. The creator owns it even if a webhook recorded it first."""
-        values = created_values(
-            request, price, image_source=image_source, file_name=file_name, owner=owner
-        ) | seen_values(task)
-        row = _row(task, "created", values)
+    async def _insert_created(self, row: Row, attempt_id: int) -> None:
         updates = ", ".join(f"{name} = excluded.{name}" for name in row if name != "created_at")
 
         async def run(conn: AsyncConnection[Any]) -> None:
@@ -215,52 +181,23 @@ class PostgresLedger(PgProtocolTaskRows, SqlReads):
             await conn.execute(
                 "UPDATE create_attempts SET outcome = 'created', task_id = %s "
                 "WHERE attempt_id = %s",
-                (task.task_id, attempt_id),
+                (row["task_id"], attempt_id),
             )
 
         await self._run(run)
 
-    async def record_imported(self, task: Task, *, owner: str = LOCAL_OWNER) -> bool:
-        """A task created elsewhere, leased to this replica; False (nothing changed) when the
-        task is already recorded, whoever owns it."""
-        row = _row(task, "imported", imported_values(task) | seen_values(task) | {"owner": owner})
-        return (
-            await self._count(
-                f"INSERT INTO tasks ({', '.join(row)}, lease_holder, lease_until) "
-                f"VALUES ({_marks(row)}, %s, {_UNTIL}) ON CONFLICT (task_id) DO NOTHING",
-                (*row.values(), self._holder, self._lease_s),
-            )
-            == 1
+    async def _insert_imported(self, row: Row) -> bool:
+        count = await self._count(
+            f"INSERT INTO tasks ({', '.join(row)}, lease_holder, lease_until) "
+            f"VALUES ({_marks(row)}, %s, {_UNTIL}) ON CONFLICT (task_id) DO NOTHING",
+            (*row.values(), self._holder, self._lease_s),
         )
-
-    async def record_seen(self, task: Task) -> None:
-        """A fresh snapshot of a known task."""
-        await self._write(task.task_id, seen_values(task))
-
-    async def record_saved(self, task_id: str, path: Path) -> None:
-        """The video is complete at `path`; any earlier save error is cleared."""
-        await self._write(
-            task_id, {"video_path": str(path), "error_kind": None, "error_message": None}
-        )
-
-    async def record_save_failed(self, task_id: str, kind: str, message: str) -> None:
-        """The video could not be saved (it is still at its URL for a while)."""
-        await self._write(task_id, {"error_kind": kind, "error_message": message})
-
-    async def record_lost(self, reason: str) -> int:
-        """End every unfinished task as cancelled with `reason` (and free its lease)."""
-        now = time.time()
-        return await self._count(
-            "UPDATE tasks SET status = 'cancelled', error_kind = 'lost', error_message = %s, "
-            "finished_at = %s, updated_at = %s, lease_holder = NULL, lease_until = NULL "
-            "WHERE status NOT IN ('completed', 'failed', 'cancelled')",
-            (reason, now, now),
-        )
+        return count == 1
 
     # Leases (the database's clock)
 
     async def claim(self, task_id: str) -> bool:
-        """Take or keep the lease on one task: True when this replica holds it now."""
+        """Lease times are the database's clock."""
         count = await self._count(
             f"UPDATE tasks SET lease_holder = %s, lease_until = {_UNTIL} "
             f"WHERE task_id = %s AND (lease_holder = %s OR {_FREE})",
@@ -269,7 +206,7 @@ class PostgresLedger(PgProtocolTaskRows, SqlReads):
         return count == 1
 
     async def renew(self, task_ids: list[str]) -> set[str]:
-        """Extend this replica's leases on `task_ids`; returns the ids it still holds."""
+        """One statement: the ids still held come back by RETURNING."""
         if not task_ids:
             return set()
         rows = await self._rows(
@@ -280,7 +217,6 @@ class PostgresLedger(PgProtocolTaskRows, SqlReads):
         return {row["task_id"] for row in rows}
 
     async def release(self, task_id: str) -> None:
-        """Give up this replica's lease on one task (another's lease is left alone)."""
         await self._count(
             "UPDATE tasks SET lease_holder = NULL, lease_until = NULL "
             "WHERE task_id = %s AND lease_holder = %s",
@@ -288,11 +224,8 @@ class PostgresLedger(PgProtocolTaskRows, SqlReads):
         )
 
     async def claim_orphans(self, max_age_s: float, limit: int) -> list[TaskRecord]:
-        """Unfinished recent tasks with a free or expired lease, leased to this replica.
-
-        One statement: rows another replica is claiming at the same moment are skipped
-        (SKIP LOCKED), and a row it has just claimed fails the lease test on recheck.
-        """
+        """One statement: rows another replica is claiming at the same moment are skipped
+        (SKIP LOCKED), and a row it has just claimed fails the lease test on recheck."""
         rows = await self._rows(
             "WITH orphans AS (SELECT task_id FROM tasks WHERE created_at >= %s AND "
             f"{UNFINISHED_SQL} AND {_FREE} ORDER BY created_at LIMIT %s "
@@ -324,17 +257,11 @@ def _bounded(url: str, timeout_s: float, statement_timeout_s: float) -> str:
     return make_conninfo(url, **{name: v for name, v in defaults.items() if name not in given})
 
 
-def _row(task: Task, origin: str, values: dict[str, Any]) -> dict[str, Any]:
-    """Every column of a new row of `tasks` but its lease."""
-    now = time.time()
-    return {
-        "task_id": task.task_id,
-        "origin": origin,
-        "created_at": now,
-        "updated_at": now,
-        **values,
-    }
-
-
 def _marks(row: dict[str, Any]) -> str:
     return ", ".join("%s" for _ in row)
+
+
+def _pg_marks(sql: str) -> str:
+    """A statement of sql_reads.py or sql_writes.py with psycopg's marks (%s; a literal %
+    doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")

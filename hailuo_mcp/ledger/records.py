@@ -159,7 +159,8 @@ class TaskLedger(Protocol):
     ) -> None:
         """PiAPI created `task` for `request`; closes the attempt in the same transaction.
 
-        The new row is leased to this replica (`holder`).
+        The new row is leased to this replica (`holder`). The creator owns it even if a webhook
+        recorded the task a moment earlier.
         """
         ...
 
@@ -175,7 +176,7 @@ class TaskLedger(Protocol):
         ...
 
     async def record_saved(self, task_id: str, path: Path) -> None:
-        """The task's video is complete at `path`."""
+        """The task's video is complete at `path`; any earlier save error is cleared."""
         ...
 
     async def record_save_failed(self, task_id: str, kind: str, message: str) -> None:
@@ -183,7 +184,7 @@ class TaskLedger(Protocol):
         ...
 
     async def record_lost(self, reason: str) -> int:
-        """End every unfinished task as cancelled with `reason`; returns how many."""
+        """End every unfinished task as cancelled with `reason`, its lease freed; how many."""
         ...
 
     async def get(self, task_id: str, *, owner: str | None = None) -> TaskRecord | None:
@@ -197,11 +198,12 @@ class TaskLedger(Protocol):
         ...
 
     async def created_since(self, epoch: float, *, owner: str | None = None) -> list[TaskRecord]:
-        """Every task recorded at or after `epoch` (spend, caps, the duplicate guard)."""
+        """Every task recorded at or after `epoch`, oldest first (spend, caps, duplicates)."""
         ...
 
     async def unfinished(self, max_age_s: float) -> list[TaskRecord]:
-        """Recent tasks still worth following: not ended, or completed and not saved."""
+        """Recent tasks still worth following (not ended, or completed and not saved), oldest
+        first."""
         ...
 
     async def claim(self, task_id: str) -> bool:
@@ -216,7 +218,8 @@ class TaskLedger(Protocol):
         ...
 
     async def release(self, task_id: str) -> None:
-        """Give up this replica's lease on one task (followed to its end, or handed on)."""
+        """Give up this replica's lease on one task (followed to its end, or handed on); a
+        lease another replica holds is left alone."""
         ...
 
     async def claim_orphans(self, max_age_s: float, limit: int) -> list[TaskRecord]:

@@ -6,8 +6,8 @@ every call also waited for a trip through a busy event loop, and 1000 tasks queu
 (docs/PERFORMANCE.md, many tasks). The files are private (0600): they hold prompts.
 
 Several processes on one machine may share the file; leases (sqlite_leases.py) say which of
-them follows a task. The tables and their upgrades are in sqlite_schema.py; the reads, the
-same SQL as PostgreSQL's, in sql_reads.py.
+them follows a task. The tables and their upgrades are in sqlite_schema.py; the reads and
+writes that are the same SQL as PostgreSQL's in sql_reads.py and sql_writes.py.
 """
 
 from __future__ import annotations
@@ -28,16 +28,15 @@ from hailuo_mcp.errors import StorageError
 from hailuo_mcp.ledger.protocol_tasks import ProtocolTaskRows
 from hailuo_mcp.ledger.records import LOCAL_OWNER
 from hailuo_mcp.ledger.sql_reads import Params, R, SqlReads
+from hailuo_mcp.ledger.sql_writes import Row, SqlWrites
 from hailuo_mcp.ledger.sqlite_leases import SqliteLeases, register_lease_functions
 from hailuo_mcp.ledger.sqlite_schema import create_or_upgrade
-from hailuo_mcp.ledger.values import created_values, default_holder, imported_values, seen_values
-from hailuo_mcp.models import Task, VideoRequest
-from hailuo_mcp.pricing import Estimate
+from hailuo_mcp.ledger.values import default_holder
 
 T = TypeVar("T")
 
 
-class SqliteLedger(SqliteLeases, ProtocolTaskRows, SqlReads):
+class SqliteLedger(SqliteLeases, ProtocolTaskRows, SqlReads, SqlWrites):
     """The SQLite ledger; open with `async with SqliteLedger(path)`.
 
     Args:
@@ -135,22 +134,20 @@ class SqliteLedger(SqliteLeases, ProtocolTaskRows, SqlReads):
 
         return await self._run(read)
 
-    async def _write(self, task_id: str, values: dict[str, Any]) -> None:
-        now = time.time()
-
-        def write() -> None:
+    async def _execute(self, sql: str, params: Params) -> int:
+        def write() -> int:
             conn = self._db()
             with conn:
-                _update(conn, task_id, values, now)
+                return conn.execute(sql, params).rowcount
 
-        await self._run(write)
+        return await self._run(write)
 
     # Events
 
     async def record_attempt(
         self, request_input: dict[str, Any], *, owner: str = LOCAL_OWNER
     ) -> int:
-        """A create is about to be sent (outcome 'sending')."""
+        """The attempt id is the row's `lastrowid` (no RETURNING: see sqlite_leases.py)."""
         payload = json.dumps(request_input, sort_keys=True)
 
         def write() -> int:
@@ -165,42 +162,15 @@ class SqliteLedger(SqliteLeases, ProtocolTaskRows, SqlReads):
 
         return await self._run(write)
 
-    async def record_attempt_failed(self, attempt_id: int, kind: str, message: str) -> None:
-        """Why an attempt made no task we know of."""
-
-        def write() -> None:
-            conn = self._db()
-            with conn:
-                conn.execute(
-                    "UPDATE create_attempts SET outcome = ?, message = ? WHERE attempt_id = ?",
-                    (kind, message, attempt_id),
-                )
-
-        await self._run(write)
-
-    async def record_created(
-        self,
-        task: Task,
-        request: VideoRequest,
-        price: Estimate,
-        *,
-        attempt_id: int,
-        image_source: str | None = None,
-        file_name: str | None = None,
-        owner: str = LOCAL_OWNER,
-    ) -> None:
-        """A task PiAPI created for `request`, leased to this process; its attempt closed in the
-        same transaction. The creator owns it even if a webhook recorded it first."""
-        now = time.time()
-        values = {
-            **created_values(
-                request, price, image_source=image_source, file_name=file_name, owner=owner
-            ),
-            **seen_values(task),
+    def _leased(self, row: Row) -> Row:
+        """`row` with this process's lease, timed from the row's own creation time."""
+        return row | {
             "lease_holder": self._holder,
-            "lease_until": now + self._lease_s,
+            "lease_until": row["created_at"] + self._lease_s,
         }
-        row = _row(task, "created", values, now)
+
+    async def _insert_created(self, row: Row, attempt_id: int) -> None:
+        row = self._leased(row)
         columns = ", ".join(row)
         updates = ", ".join(f"{name} = excluded.{name}" for name in row if name != "created_at")
 
@@ -215,91 +185,23 @@ class SqliteLedger(SqliteLeases, ProtocolTaskRows, SqlReads):
                 conn.execute(
                     "UPDATE create_attempts SET outcome = 'created', task_id = ? "
                     "WHERE attempt_id = ?",
-                    (task.task_id, attempt_id),
+                    (row["task_id"], attempt_id),
                 )
 
         await self._run(write)
 
-    async def record_imported(self, task: Task, *, owner: str = LOCAL_OWNER) -> bool:
-        """A task created elsewhere, leased to this process; False (nothing changed) when the
-        task is already recorded, whoever owns it."""
-        now = time.time()
-        values = {
-            **imported_values(task),
-            **seen_values(task),
-            "owner": owner,
-            "lease_holder": self._holder,
-            "lease_until": now + self._lease_s,
-        }
-        row = _row(task, "imported", values, now)
-
-        def write() -> bool:
-            conn = self._db()
-            with conn:
-                cursor = conn.execute(
-                    f"INSERT INTO tasks ({', '.join(row)}) VALUES ({_marks(row)}) "
-                    "ON CONFLICT(task_id) DO NOTHING",
-                    tuple(row.values()),
-                )
-            return cursor.rowcount == 1
-
-        return await self._run(write)
-
-    async def record_seen(self, task: Task) -> None:
-        """A fresh snapshot of a known task."""
-        await self._write(task.task_id, seen_values(task))
-
-    async def record_saved(self, task_id: str, path: Path) -> None:
-        """The video is complete at `path`; any earlier save error is cleared."""
-        await self._write(
-            task_id, {"video_path": str(path), "error_kind": None, "error_message": None}
+    async def _insert_imported(self, row: Row) -> bool:
+        row = self._leased(row)
+        count = await self._execute(
+            f"INSERT INTO tasks ({', '.join(row)}) VALUES ({_marks(row)}) "
+            "ON CONFLICT(task_id) DO NOTHING",
+            tuple(row.values()),
         )
-
-    async def record_save_failed(self, task_id: str, kind: str, message: str) -> None:
-        """The video could not be saved (it is still at its URL for a while)."""
-        await self._write(task_id, {"error_kind": kind, "error_message": message})
-
-    async def record_lost(self, reason: str) -> int:
-        """End every unfinished task as cancelled with `reason` (and free its lease)."""
-        now = time.time()
-
-        def write() -> int:
-            conn = self._db()
-            with conn:
-                cursor = conn.execute(
-                    "UPDATE tasks SET status = 'cancelled', error_kind = 'lost', "
-                    "error_message = ?, finished_at = ?, updated_at = ?, lease_holder = NULL, "
-                    "lease_until = NULL WHERE status NOT IN ('completed', 'failed', 'cancelled')",
-                    (reason, now, now),
-                )
-            return cursor.rowcount
-
-        return await self._run(write)
+        return count == 1
 
 
-def _row(task: Task, origin: str, values: dict[str, Any], now: float) -> dict[str, Any]:
-    """Every column of a new row of `tasks`."""
-    return {
-        "task_id": task.task_id,
-        "origin": origin,
-        "created_at": now,
-        "updated_at": now,
-        **values,
-    }
-
-
-def _marks(row: dict[str, Any]) -> str:
+def _marks(row: Row) -> str:
     return ", ".join("?" for _ in row)
-
-
-def _update(conn: sqlite3.Connection, task_id: str, values: dict[str, Any], now: float) -> None:
-    if not values:
-        return
-    columns = ", ".join(f"{name} = ?" for name in values)
-    conn.execute(
-        f"UPDATE tasks SET {columns}, updated_at = ? WHERE task_id = ?",
-        (*values.values(), now, task_id),
-    )
 
 
 def _make_private(path: Path) -> None:

@@ -66,7 +66,7 @@ class SqliteLeases:
         raise NotImplementedError
 
     async def claim(self, task_id: str) -> bool:
-        """Take or keep the lease on one task: True when this process holds it now."""
+        """A lease whose holder process has ended is free too (`lease_gone`)."""
         now = time.time()
 
         def write() -> bool:
@@ -82,7 +82,7 @@ class SqliteLeases:
         return await self._run(write)
 
     async def renew(self, task_ids: list[str]) -> set[str]:
-        """Extend this process's leases on `task_ids`; returns the ids it still holds."""
+        """Extended, then read back in the same transaction (no RETURNING)."""
         if not task_ids:
             return set()
         now = time.time()
@@ -105,7 +105,6 @@ class SqliteLeases:
         return await self._run(write)
 
     async def release(self, task_id: str) -> None:
-        """Give up this process's lease on one task (another's lease is left alone)."""
 
         def write() -> None:
             conn = self._db()
@@ -119,7 +118,7 @@ class SqliteLeases:
         await self._run(write)
 
     async def claim_orphans(self, max_age_s: float, limit: int) -> list[TaskRecord]:
-        """Unfinished recent tasks with a free lease, leased to this process in one statement."""
+        """Picked and leased under one write lock (BEGIN IMMEDIATE)."""
         now = time.time()
 
         def write() -> list[TaskRecord]:
