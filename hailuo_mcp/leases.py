@@ -100,7 +100,8 @@ class LeaseKeeper:
             return
         wanted = sorted(self._held)
         kept = await self._ledger.renew(wanted)
-        for task_id in set(wanted) - kept:
+        # Only those still held: one released while the renewal was under way was not lost.
+        for task_id in (set(wanted) - kept) & self._held:
             # Another replica took it (ours expired during a stall): let it finish the task.
             logger.warning("lost the lease on task %s to another replica", task_id)
             self._held.discard(task_id)

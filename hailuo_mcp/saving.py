@@ -106,10 +106,28 @@ class VideoSaver:
                         f"{exc.message} Video URL: {task.video_url}", task_id=task_id
                     ) from exc
                 raise
-            await self._ledger.record_saved(task_id, destination)
+            saved = await self._record(task_id, destination)
             self._locks.pop(task_id, None)
             await self.release(task_id)
-            return destination
+            return saved
+
+    async def _record(self, task_id: str, destination: Path) -> Path:
+        """Record the saved file, unless another replica recorded its own first (its lease ran
+        out while this one was still downloading): then this copy goes, so a video is kept once.
+        """
+        try:
+            record = await self._ledger.get(task_id)
+            if record and record.video_path and Path(record.video_path).is_file():
+                if Path(record.video_path) != destination:
+                    destination.unlink(missing_ok=True)
+                    logger.info("task %s was saved by another replica meanwhile", task_id)
+                return Path(record.video_path)
+            await self._ledger.record_saved(task_id, destination)
+        except HailuoError:
+            # Unrecorded, the file would be saved again beside itself next time: remove it.
+            destination.unlink(missing_ok=True)
+            raise
+        return destination
 
     async def _saved_elsewhere(self, task_id: str) -> Path | None:
         """Wait, within a lease period, for the replica holding the task to save its video."""
