@@ -3,8 +3,9 @@
 `records` holds what a row is and the protocol a ledger implements (its writes are named after
 events, every row has an owner, leases say which replica follows a task); `sqlite` is the
 one-machine implementation and `postgres` the one replicas share (the `postgres` extra, so it
-is not imported here). `open_ledger(settings)` opens the one the settings name. A task id
-returned by PiAPI is written here before anything else happens with it. docs/LEDGER.md.
+is not imported here), both over the SQL of `sql_reads` and `sql_writes`.
+`open_ledger(settings)` opens the one the settings name. A task id returned by PiAPI is written
+here before anything else happens with it. docs/LEDGER.md.
 """
 
 from hailuo_mcp.ledger.factory import open_ledger
