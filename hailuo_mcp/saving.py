@@ -96,6 +96,8 @@ class VideoSaver:
             )
             # A name already taken gets a suffix: a saved video is never overwritten.
             destination = free_path(self._settings.output_dir, name)
+            # What the ledger said before the download: the record is written only over this.
+            seen = record.video_path if record else None
             try:
                 await self._downloader.download(task.video_url, destination, task_id=task_id)
             except HailuoError as exc:
@@ -106,23 +108,28 @@ class VideoSaver:
                         f"{exc.message} Video URL: {task.video_url}", task_id=task_id
                     ) from exc
                 raise
-            saved = await self._record(task_id, destination)
+            saved = await self._record(task_id, destination, seen)
             self._locks.pop(task_id, None)
             await self.release(task_id)
             return saved
 
-    async def _record(self, task_id: str, destination: Path) -> Path:
+    async def _record(self, task_id: str, destination: Path, seen: str | None) -> Path:
         """Record the saved file, unless another replica recorded its own first (its lease ran
         out while this one was still downloading): then this copy goes, so a video is kept once.
         """
         try:
+            if await self._ledger.record_saved(task_id, destination, replacing=seen):
+                return destination
             record = await self._ledger.get(task_id)
-            if record and record.video_path and Path(record.video_path).is_file():
-                if Path(record.video_path) != destination:
-                    destination.unlink(missing_ok=True)
-                    logger.info("task %s was saved by another replica meanwhile", task_id)
-                return Path(record.video_path)
-            await self._ledger.record_saved(task_id, destination)
+            theirs = Path(record.video_path) if record and record.video_path else None
+            if theirs is None or theirs == destination:
+                return destination  # no row to record in, or the same file under the same name
+            if theirs.is_file():
+                destination.unlink(missing_ok=True)
+                logger.info("task %s was saved by another replica meanwhile", task_id)
+                return theirs
+            # Theirs is gone already: ours is the copy to keep.
+            await self._ledger.record_saved(task_id, destination, replacing=str(theirs))
         except HailuoError:
             # Unrecorded, the file would be saved again beside itself next time: remove it.
             destination.unlink(missing_ok=True)

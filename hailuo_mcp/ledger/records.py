@@ -175,8 +175,13 @@ class TaskLedger(Protocol):
         """A fresh snapshot of a known task (status, URL, usage, error, upstream times)."""
         ...
 
-    async def record_saved(self, task_id: str, path: Path) -> None:
-        """The task's video is complete at `path`; any earlier save error is cleared."""
+    async def record_saved(self, task_id: str, path: Path, *, replacing: str | None = None) -> bool:
+        """The task's video is complete at `path`; any earlier save error is cleared.
+
+        Written only if the recorded path is still `replacing` (the one the saver read before
+        its download; None: no path yet), so two savers never both record: False when another
+        recorded first (or the task is unknown).
+        """
         ...
 
     async def record_save_failed(self, task_id: str, kind: str, message: str) -> None:

@@ -94,10 +94,14 @@ class SqlWrites(ABC):
     async def record_seen(self, task: Task) -> None:
         await self._write(task.task_id, seen_values(task))
 
-    async def record_saved(self, task_id: str, path: Path) -> None:
-        await self._write(
-            task_id, {"video_path": str(path), "error_kind": None, "error_message": None}
+    async def record_saved(self, task_id: str, path: Path, *, replacing: str | None = None) -> bool:
+        # Compare and set; COALESCE, because `IS ?` is SQLite's and PostgreSQL spells it apart.
+        written = await self._execute(
+            "UPDATE tasks SET video_path = ?, error_kind = NULL, error_message = NULL, "
+            "updated_at = ? WHERE task_id = ? AND COALESCE(video_path, '') = ?",
+            (str(path), time.time(), task_id, replacing or ""),
         )
+        return written == 1
 
     async def record_save_failed(self, task_id: str, kind: str, message: str) -> None:
         await self._write(task_id, {"error_kind": kind, "error_message": message})

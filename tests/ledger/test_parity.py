@@ -181,6 +181,23 @@ async def test_snapshots_saves_and_failures_are_recorded(store: Store) -> None:
     )
 
 
+async def test_a_save_is_recorded_only_over_the_path_its_saver_saw(store: Store) -> None:
+    async with store.open() as ledger:
+        await create(ledger, "done")
+        await complete(ledger, "done")
+        first = await ledger.record_saved("done", Path("/v/first.mp4"))
+        # A second saver that also saw no path loses: the first record stands.
+        late = await ledger.record_saved("done", Path("/v/second.mp4"))
+        kept = await ledger.get("done")
+        # A saver that saw the first path (its file since deleted) replaces it.
+        again = await ledger.record_saved("done", Path("/v/again.mp4"), replacing="/v/first.mp4")
+        replaced = await ledger.get("done")
+        unknown = await ledger.record_saved("no-such-task", Path("/v/x.mp4"))
+    assert (first, late, again, unknown) == (True, False, True, False)
+    assert kept is not None and kept.video_path == "/v/first.mp4"
+    assert replaced is not None and replaced.video_path == "/v/again.mp4"
+
+
 async def test_recent_is_newest_first_limited_and_filtered_by_status(store: Store) -> None:
     async with store.open() as ledger:
         for name in ("a", "b", "c", "d"):
