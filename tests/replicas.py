@@ -30,13 +30,12 @@ from typing import Any
 
 import anyio
 import httpx
-import httpx2
 import psycopg
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 from psycopg.rows import dict_row
 
 from hailuo_mcp.emulator import Emulator, EmulatorConfig
+from tests.servers import mcp_over_http
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-replicas-3b7d1f5a9c2e4b6d"
@@ -329,11 +328,7 @@ async def running_replicas(
 @asynccontextmanager
 async def mcp_client(url: str, *, read_s: float = 60.0) -> AsyncIterator[Client]:
     """The MCP Python SDK client on a replica's streamable HTTP endpoint (2025-11-25)."""
-    http = httpx2.AsyncClient(timeout=httpx2.Timeout(10, read=read_s), trust_env=False)
-    async with (
-        http,
-        Client(streamable_http_client(f"{url}/mcp", http_client=http), mode="legacy") as client,
-    ):
+    async with mcp_over_http(url, read_s=read_s) as client:
         yield client
 
 

@@ -10,10 +10,13 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
+import httpx2
 import uvicorn
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 from starlette.types import ASGIApp
 
 LOOPBACK = "127.0.0.1"
@@ -86,3 +89,27 @@ def serving(app: ASGIApp) -> Iterator[str]:
         thread.join(STOP_TIMEOUT_S)
     if thread.is_alive():
         raise RuntimeError(f"the test server did not stop within {STOP_TIMEOUT_S} s")
+
+
+@asynccontextmanager
+async def mcp_over_http(
+    url: str,
+    *,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+    mode: str = "legacy",
+    read_s: float = 60.0,
+) -> AsyncIterator[Client]:
+    """The MCP Python SDK client on `url`/mcp (streamable HTTP), with a bearer token and any
+    other headers on every request; `mode` "legacy" is 2025-11-25, "auto" 2026-07-28."""
+    sent = dict(headers or {})
+    if token is not None:
+        sent["Authorization"] = f"Bearer {token}"
+    http = httpx2.AsyncClient(
+        headers=sent, timeout=httpx2.Timeout(10, read=read_s), trust_env=False
+    )
+    async with (
+        http,
+        Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode) as client,
+    ):
+        yield client

@@ -16,16 +16,14 @@ from pathlib import Path
 
 import anyio
 import httpx
-import httpx2
 import pytest
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 from starlette.types import ASGIApp
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import ConfigurationError
 from hailuo_mcp.http_app import build_http_app, is_loopback, transport_security
 from hailuo_mcp.server import build_server
+from tests.servers import mcp_over_http
 
 TOKEN = "hm-test-token-3f9a1c7e5b2d4a6f"
 OTHER_TOKEN = "hm-second-token-8e0c2b4d6f1a3c5e"
@@ -128,16 +126,8 @@ async def test_a_valid_token_gives_a_working_mcp_session_on_both_protocol_eras(
     serve_hailuo: Callable[..., str], mode: str
 ) -> None:
     url = serve_hailuo(HAILUO_HTTP_TOKEN=TOKEN)
-    http = httpx2.AsyncClient(
-        headers={"Authorization": f"Bearer {TOKEN}"},
-        timeout=httpx2.Timeout(10, read=60),
-        trust_env=False,
-    )
     with anyio.fail_after(15):
-        async with (
-            http,
-            Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode) as c,
-        ):
+        async with mcp_over_http(url, token=TOKEN, mode=mode) as c:
             tools = await c.list_tools()
     assert "generate_video" in {tool.name for tool in tools.tools}
 

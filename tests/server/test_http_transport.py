@@ -14,16 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import anyio
-import httpx2
 import pytest
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import Context
 from starlette.types import ASGIApp
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.http_app import build_http_app
 from hailuo_mcp.server import build_server
+from tests.servers import mcp_over_http
 
 TOKEN = "hm-transport-token-2b4d6f8a1c3e5a7c"
 MODES = ["legacy", "auto"]
@@ -89,15 +88,6 @@ def serve_hailuo(
     return serve
 
 
-def client_for(url: str, mode: str) -> tuple[httpx2.AsyncClient, Client]:
-    http = httpx2.AsyncClient(
-        headers={"Authorization": f"Bearer {TOKEN}"},
-        timeout=httpx2.Timeout(10, read=60),
-        trust_env=False,
-    )
-    return http, Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode)
-
-
 @pytest.mark.parametrize("env", TRANSPORTS, ids=TRANSPORT_IDS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.anyio
@@ -110,9 +100,8 @@ async def test_progress_notifications_reach_the_client_over_http(
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         seen.append((progress, total, message))
 
-    http, client = client_for(url, mode)
     with anyio.fail_after(15):
-        async with http, client:
+        async with mcp_over_http(url, token=TOKEN, mode=mode) as client:
             result = await client.call_tool("count_to_three", {}, progress_callback=on_progress)
     assert not result.is_error
     assert seen == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
@@ -145,9 +134,8 @@ async def test_a_cancelled_call_cancels_the_tool_on_the_server_at_once(
     serve_hailuo: Callable[..., str], probe: Probe, mode: str, env: dict[str, str]
 ) -> None:
     url = serve_hailuo(**env)
-    http, client = client_for(url, mode)
     with anyio.fail_after(15):
-        async with http, client:
+        async with mcp_over_http(url, token=TOKEN, mode=mode) as client:
             await cancel_after_progress(client)
             # The tool's `finally` ran while the client is still connected: its task was
             # cancelled (2025-11-25: notifications/cancelled; 2026-07-28: the closed stream).
@@ -162,9 +150,8 @@ async def test_stateless_2025_11_25_cancels_the_tool_only_when_the_client_discon
     # Stateless, the notifications/cancelled POST reaches a transport that does not know the
     # request (on replicas, maybe another process): only the dropped connection stops it.
     url = serve_hailuo(HAILUO_HTTP_STATELESS="1")
-    http, client = client_for(url, "legacy")
     with anyio.fail_after(15):
-        async with http, client:
+        async with mcp_over_http(url, token=TOKEN, mode="legacy") as client:
             await cancel_after_progress(client)
             assert not await anyio.to_thread.run_sync(probe.ended.wait, 0.5)
         assert await anyio.to_thread.run_sync(probe.ended.wait, 10)
@@ -177,9 +164,8 @@ async def test_a_real_tool_call_works_stateless(
     serve_hailuo: Callable[..., str], mode: str
 ) -> None:
     url = serve_hailuo(HAILUO_HTTP_STATELESS="1")
-    http, client = client_for(url, mode)
     with anyio.fail_after(15):
-        async with http, client:
+        async with mcp_over_http(url, token=TOKEN, mode=mode) as client:
             estimate = await client.call_tool("estimate_cost", {"model": "v2.3", "duration": 6})
             tasks = await client.call_tool("list_tasks", {})
     assert not estimate.is_error and not tasks.is_error

@@ -8,16 +8,14 @@ real HTTP app runs on loopback against the emulator; the callers are the MCP Pyt
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx2
 import pytest
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from starlette.types import ASGIApp
 
@@ -26,6 +24,7 @@ from hailuo_mcp.http_app import build_http_app
 from hailuo_mcp.server import build_server
 from tests.mcp_tasks_support import ERAS, LEGACY, HttpWire, Session
 from tests.server.test_oauth import RESOURCE, SCOPE, Issuer, rsa_key
+from tests.servers import mcp_over_http
 from tests.support import FAST, MakeEmulator, error_of, make_settings, sample_png, text_of
 
 TOKEN_A = "hm-team-token-a-5c1e9b3d7f2a4c6e"
@@ -65,19 +64,13 @@ def serve_for(
     return serve_app(build_http_app(build_server(settings), settings, "127.0.0.1", 0))
 
 
-@asynccontextmanager
-async def caller(
+def caller(
     url: str, token: str, key: str | None = None, mode: str = "legacy"
-) -> AsyncIterator[Client]:
-    headers = {"Authorization": f"Bearer {token}"}
-    if key is not None:
-        headers["X-PiAPI-Key"] = key
-    http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(10, read=60), trust_env=False)
-    async with (
-        http,
-        Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode) as client,
-    ):
-        yield client
+) -> AbstractAsyncContextManager[Client]:
+    """A caller of the real app: its token, and its own PiAPI key when it sends one."""
+    return mcp_over_http(
+        url, token=token, headers={"X-PiAPI-Key": key} if key is not None else None, mode=mode
+    )
 
 
 async def generate(client: Client, prompt: str = PROMPT) -> dict[str, Any]:

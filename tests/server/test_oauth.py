@@ -17,13 +17,10 @@ from typing import Any
 
 import anyio
 import httpx
-import httpx2
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.server.auth.middleware.auth_context import get_access_token
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -36,6 +33,7 @@ from hailuo_mcp.errors import ConfigurationError
 from hailuo_mcp.http_app import build_http_app, transport_security
 from hailuo_mcp.server import build_server
 from tests.server.test_http_security import free_port, serve_command, serve_env
+from tests.servers import mcp_over_http
 
 RESOURCE = "https://mcp.example.com/mcp"
 METADATA_URL = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
@@ -175,16 +173,8 @@ def post(url: str, token: str | None = None) -> httpx.Response:
 
 async def call_whoami(url: str, token: str, mode: str) -> dict[str, Any]:
     """Call the probe tool through the MCP Python SDK client over HTTP."""
-    http = httpx2.AsyncClient(
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=httpx2.Timeout(10, read=30),
-        trust_env=False,
-    )
     with anyio.fail_after(15):
-        async with (
-            http,
-            Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode) as c,
-        ):
+        async with mcp_over_http(url, token=token, mode=mode, read_s=30) as c:
             result = await c.call_tool("whoami", {})
             estimate = await c.call_tool("estimate_cost", {"model": "v2.3"})
     assert not result.is_error and not estimate.is_error
