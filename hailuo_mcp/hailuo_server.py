@@ -38,7 +38,7 @@ from hailuo_mcp.models import TaskStatus, validation_message
 from hailuo_mcp.progress import Progress, reporting
 from hailuo_mcp.results import VideoResult
 from hailuo_mcp.runtime import Runtime
-from hailuo_mcp.task_resource import read_video_resource
+from hailuo_mcp.task_resource import read_video_resource, served_path
 from hailuo_mcp.tool_results import error_result, listing_meta, video_answer, video_uri
 
 if TYPE_CHECKING:
@@ -141,13 +141,10 @@ class HailuoServer(MCPServer[Runtime]):
         except HailuoError:
             return listed
         videos = []
-        # Listed only where a read would serve them: real files inside the output folder.
-        output_dir = (runtime.served or runtime.settings).output_dir.resolve()
         for row in rows:
+            # Listed only where a read would serve them (task_resource.py's one rule).
             path = Path(row.video_path) if row.video_path else None
-            if path is None or not path.is_file():
-                continue
-            if not path.resolve().is_relative_to(output_dir):
+            if path is None or served_path(runtime, path) is None:
                 continue
             videos.append(
                 Resource(

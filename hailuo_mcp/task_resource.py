@@ -91,6 +91,20 @@ def _output_dir(runtime: Runtime) -> Path:
     return (runtime.served or runtime.settings).output_dir
 
 
+def _inside(real: Path, output_dir: Path) -> bool:
+    """The one rule for what is served: a real file inside the output folder."""
+    return real.is_relative_to(output_dir.resolve()) and real.is_file()
+
+
+def served_path(runtime: Runtime, saved: Path) -> Path | None:
+    """The real path of a saved file that a read would serve, else None (resources/list)."""
+    try:
+        real = saved.resolve(strict=True)
+    except OSError:
+        return None
+    return real if _inside(real, _output_dir(runtime)) else None
+
+
 def _servable(output_dir: Path, task_id: str, saved: Path) -> Path:
     """The real path of a task's saved file, if it is a file inside the output folder."""
     try:
@@ -100,7 +114,7 @@ def _servable(output_dir: Path, task_id: str, saved: Path) -> Path:
             f"the video of task {task_id} is no longer at {saved} ({exc.strerror}): "
             "call get_task to save it again"
         ) from exc
-    if not real.is_relative_to(output_dir.resolve()) or not real.is_file():
+    if not _inside(real, output_dir):
         # A moved output folder, a symlink out of it, or a row written elsewhere: never served.
         logger.warning("task %s: its saved file is outside the output folder; not served", task_id)
         raise ResourceError(
