@@ -59,8 +59,15 @@ class VideoSaver:
             self._leases.took(task_id)
 
     async def claim(self, task_id: str) -> bool:
-        """Whether this replica may follow and save the task (no other live replica does)."""
-        return self._leases is None or await self._leases.claim(task_id)
+        """Whether this replica may follow and save the task (no other live replica does).
+
+        A lease held here already (taken by the create, the follow or a takeover, and renewed
+        by the keeper) needs no second write; `record_saved`'s compare-and-set covers a lease
+        lost since the last renewal.
+        """
+        if self._leases is None or self._leases.holds(task_id):
+            return True
+        return await self._leases.claim(task_id)
 
     def let_go(self, task_id: str) -> None:
         """This replica stops following the task: its lease runs out and is taken again."""
