@@ -64,7 +64,9 @@ async def answer_call(
     except HailuoError as exc:
         return await error_result(exc, runtime, video_schema=True)
     try:
-        return await video_answer(result, for_player=client_supports_apps(ctx))
+        return await video_answer(
+            result, for_player=client_supports_apps(ctx), posters=runtime.posters
+        )
     except Exception as exc:
         # Building the answer comes after a create too: it must not lose the id
         # (invariant 3 in docs/ARCHITECTURE.md).

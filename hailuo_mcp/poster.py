@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio.to_thread
-from PIL import Image, UnidentifiedImageError
 
 if TYPE_CHECKING:
     from av.container import InputContainer
     from av.video.frame import VideoFrame
     from av.video.stream import VideoStream
+    from PIL import Image
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +62,15 @@ def poster_path(video: Path) -> Path:
     return video.with_name(video.stem + POSTER_SUFFIX)
 
 
-async def poster_for(video: Path) -> Poster | None:
+async def poster_for(video: Path, limiter: anyio.CapacityLimiter | None = None) -> Poster | None:
     """The poster of a saved video: cached, else extracted (in a worker thread) and cached.
 
-    None when PyAV is missing or the video cannot be decoded; the reason is logged.
+    `limiter` bounds how many are made at once (the runtime's holds one): each decoder takes
+    several MB and ~50 ms of a core, and a burst of finished tasks would otherwise run dozens
+    side by side, starving the event loop. None when PyAV is missing or the video cannot be
+    decoded; the reason is logged.
     """
-    return await anyio.to_thread.run_sync(load_or_make, video)
+    return await anyio.to_thread.run_sync(load_or_make, video, limiter=limiter)
 
 
 def load_or_make(video: Path) -> Poster | None:
@@ -88,6 +91,8 @@ def load_or_make(video: Path) -> Poster | None:
     except OSError as exc:
         # The frame still goes to the model; only the cache is missing.
         logger.warning("poster of %s not cached at %s: %s", video.name, path, exc.strerror)
+    from PIL import Image  # imported on first use: not a cost of the server's start
+
     with Image.open(io.BytesIO(jpeg)) as image:
         width, height = image.size
     return Poster(path=path, jpeg=jpeg, width=width, height=height, at_seconds=at_seconds)
@@ -107,7 +112,8 @@ def extract(video: Path) -> tuple[bytes, float] | None:
             if frame is None:
                 logger.warning("no poster for %s: no frame could be decoded", video.name)
                 return None
-            at_seconds = float(frame.time or 0.0)
+            # To the millisecond, as the cached JPEG's comment keeps it: both read the same.
+            at_seconds = round(float(frame.time or 0.0), 3)
             # PyAV's stub leaves to_image untyped; it returns a PIL image.
             image: Image.Image = frame.to_image()  # type: ignore[no-untyped-call]
     except (av.FFmpegError, OSError, ValueError) as exc:
@@ -122,6 +128,9 @@ def _middle_frame(container: InputContainer, stream: VideoStream) -> VideoFrame 
     target_s = duration_s / 2 if duration_s else 0.0
     if target_s > 0 and stream.time_base is not None:
         container.seek(int(target_s / stream.time_base), stream=stream, backward=True)
+    # Only reference frames are decoded on the way: a Hailuo clip has one keyframe, so reaching
+    # its middle decodes half the clip, and skipping the B-frames halves that (~50 -> ~25 ms).
+    stream.codec_context.skip_frame = "NONREF"
     last: VideoFrame | None = None
     for frame in container.decode(stream):
         last = frame
@@ -140,6 +149,8 @@ def _duration_s(container: InputContainer, stream: VideoStream) -> float:
 
 def encode(image: Image.Image, *, comment: str = "", max_bytes: int = MAX_BYTES) -> bytes:
     """A JPEG of ``image`` of at most ``max_bytes``: lower quality first, then smaller."""
+    from PIL import Image
+
     image = image.convert("RGB")
     while True:
         for quality in _QUALITIES:
@@ -157,6 +168,8 @@ def encode(image: Image.Image, *, comment: str = "", max_bytes: int = MAX_BYTES)
 
 def _cached(video: Path) -> Poster | None:
     """The cached poster, if it is there and newer than the video; else None."""
+    from PIL import Image, UnidentifiedImageError
+
     path = poster_path(video)
     try:
         if path.stat().st_mtime_ns < video.stat().st_mtime_ns:

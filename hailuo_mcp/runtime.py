@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -48,6 +48,8 @@ class Runtime:
     tracker: Tracker | None = None
     # The settings the service runs with (demo mode points them at its emulator, 100x faster).
     served: Settings | None = None
+    # Poster frames are decoded one at a time (poster.py says why).
+    posters: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
 
     @property
     def service(self) -> VideoService:

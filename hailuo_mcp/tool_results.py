@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import anyio
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 
 from hailuo_mcp.digests import sha256_of
@@ -122,7 +123,9 @@ def _video_text(result: VideoResult) -> str:
     return " ".join([text, *result.warnings])
 
 
-async def video_answer(result: VideoResult, *, for_player: bool) -> CallToolResult:
+async def video_answer(
+    result: VideoResult, *, for_player: bool, posters: anyio.CapacityLimiter | None = None
+) -> CallToolResult:
     """`video_result` with the poster frame, and the player's hints for a client with Apps.
 
     The poster is made once per video (poster.py) and skipped without the preview extra; a
@@ -132,7 +135,7 @@ async def video_answer(result: VideoResult, *, for_player: bool) -> CallToolResu
     hints: dict[str, Any] | None = None
     if result.video_path and result.task_id:
         path = Path(result.video_path)
-        poster = await poster_for(path)
+        poster = await poster_for(path, posters)
         if for_player:
             try:
                 size, digest = path.stat().st_size, await sha256_of(path)
