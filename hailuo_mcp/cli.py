@@ -13,11 +13,10 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from hailuo_mcp import __version__
-from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from hailuo_mcp.config import Settings
     from hailuo_mcp.hailuo_server import HailuoServer
 
 
@@ -33,6 +32,8 @@ def _speed(raw: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from hailuo_mcp import __version__
+
     parser = argparse.ArgumentParser(
         prog="hailuo-mcp",
         description="MCP server for MiniMax Hailuo video generation through PiAPI.",
@@ -91,8 +92,9 @@ def build_long_lived_server(
 ) -> HailuoServer:
     """Import and build the server as a process that serves until it exits."""
     # Importing the SDK allocates ~90k objects that live as long as the process and frees almost
-    # none: pause the cyclic GC meanwhile (~5 % of start-up), then freeze them so that later full
-    # collections (~40 ms each over them) skip them. Figures: docs/PERFORMANCE.md.
+    # none: pause the cyclic GC meanwhile (~5 % of start-up; `main` pauses it from its first
+    # line), then freeze them so that later full collections (~40 ms each over them) skip them.
+    # Figures: docs/PERFORMANCE.md.
     gc.disable()
     try:
         from hailuo_mcp.server import build_server
@@ -106,21 +108,35 @@ def build_long_lived_server(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hailuo-mcp` console script and `python -m hailuo_mcp`."""
+    # Everything imported from here to the built server lives as long as the process: no cyclic
+    # GC until build_long_lived_server (or another command) turns it back on.
+    gc.disable()
+    try:
+        return _run(argv)
+    finally:
+        gc.enable()
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "serve"
     # The demo draws a progress line on the terminal: only warnings should interrupt it.
     _configure_logging("WARNING" if command == "demo" else "INFO")
     if command == "emulator":
+        gc.enable()
         from hailuo_mcp.emulator import EmulatorConfig, serve
 
         serve(args.host, args.port, EmulatorConfig(api_key=args.api_key, speed=args.speed))
         return 0
+    from hailuo_mcp.config import Settings
+
     settings = Settings.from_env()
     for problem in settings.problems:
         # The server starts anyway: its tools answer this through the client, which would
         # otherwise only see "connection closed".
         logging.getLogger("hailuo_mcp").error("configuration: %s", problem)
     if command == "demo":
+        gc.enable()
         if settings.problems:
             return 2
         from hailuo_mcp.demo import run_demo
