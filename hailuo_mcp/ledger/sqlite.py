@@ -1,9 +1,11 @@
 """SqliteLedger: the task ledger in SQLite (WAL) under HAILUO_STATE_DIR.
 
-Calls run on worker threads, one at a time (a lock), so the event loop never waits on a disk or
-a lock held by another server process. Up to four calls are handed to threads at once: with one,
-every call also waited for a trip through a busy event loop, and 1000 tasks queued for seconds
-(docs/PERFORMANCE.md, many tasks). The files are private (0600): they hold prompts.
+Calls run one at a time (a lock). A call that can start at once runs on the event loop: it takes
+well under a millisecond there, while on a worker thread every GIL hand-over inside it waited for
+a busy loop, and 1000 tasks queued their ledger calls for seconds (docs/PERFORMANCE.md, many
+tasks). A call that would wait (another call holds the lock, or another process writes the file)
+runs on a worker thread instead, up to four handed over at once, so the loop never waits on a
+lock. The files are private (0600): they hold prompts.
 
 Several processes on one machine may share the file; leases (sqlite_leases.py) say which of
 them follows a task. The tables and their upgrades are in sqlite_schema.py; the reads and
@@ -36,6 +38,14 @@ from hailuo_mcp.ledger.values import default_holder
 T = TypeVar("T")
 
 
+class _Busy(Exception):
+    """A call on the event loop found the file locked by another writer."""
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 class SqliteLedger(SqliteLeases, ProtocolTaskRows, SqlReads, SqlWrites):
     """The SQLite ledger; open with `async with SqliteLedger(path)`.
 
@@ -66,11 +76,11 @@ class SqliteLedger(SqliteLeases, ProtocolTaskRows, SqlReads, SqlWrites):
         return self._holder
 
     async def __aenter__(self) -> SqliteLedger:
-        await self._run(self._open)
+        await self._in_thread(self._open)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self._run(self._close)
+        await self._in_thread(self._close)
 
     def _open(self) -> None:
         try:
@@ -94,6 +104,9 @@ class SqliteLedger(SqliteLeases, ProtocolTaskRows, SqlReads, SqlWrites):
         # The WAL and shared-memory files hold prompts too.
         for suffix in ("-wal", "-shm"):
             _make_private(Path(f"{self._path}{suffix}"))
+        # Calls on the event loop must not wait for another writer: they are refused at once,
+        # and `_run` sends them to a thread that sets the busy timeout.
+        conn.execute("PRAGMA busy_timeout = 0")
         self._conn = conn
 
     def _close(self) -> None:
@@ -102,20 +115,47 @@ class SqliteLedger(SqliteLeases, ProtocolTaskRows, SqlReads, SqlWrites):
             self._conn = None
 
     async def _run(self, fn: Callable[[], T]) -> T:
+        """Run one call: on the loop if it can start at once, else on a worker thread.
+
+        Every call is at most one transaction, so a call refused on the loop because another
+        process was writing committed nothing, and runs again, whole, on the thread.
+        """
+        if self._lock.acquire(blocking=False):
+            try:
+                return self._checked(fn)
+            except _Busy:
+                pass  # another process holds the write lock: wait for it on a thread
+            finally:
+                self._lock.release()
+        return await self._in_thread(fn)
+
+    async def _in_thread(self, fn: Callable[[], T]) -> T:
         def locked() -> T:
             with self._lock:
+                conn = self._conn
+                if conn is not None:
+                    conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
                 try:
-                    return fn()
-                except sqlite3.Error as exc:
-                    # Locked past the busy timeout, disk full, corrupt: a typed error, so the
-                    # flow can attach the task id and the tool can say what happened.
-                    raise StorageError(
-                        f"The task ledger at {self._path} could not be used ({exc})."
-                    ) from exc
+                    return self._checked(fn, busy_is_error=True)
+                finally:
+                    if conn is not None and self._conn is conn:
+                        conn.execute("PRAGMA busy_timeout = 0")
 
         # Not abandoned on cancel: a write that started always completes, so a task id
         # returned by PiAPI is never lost between the create and its record.
         return await anyio.to_thread.run_sync(locked, limiter=self._limiter)
+
+    def _checked(self, fn: Callable[[], T], *, busy_is_error: bool = False) -> T:
+        try:
+            return fn()
+        except sqlite3.Error as exc:
+            if not busy_is_error and _is_busy(exc):
+                raise _Busy from exc
+            # Locked past the busy timeout, disk full, corrupt: a typed error, so the flow can
+            # attach the task id and the tool can say what happened.
+            raise StorageError(
+                f"The task ledger at {self._path} could not be used ({exc})."
+            ) from exc
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:

@@ -12,8 +12,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
+from hailuo_mcp.errors import StorageError
 from hailuo_mcp.ledger import LOCAL_OWNER, SqliteLedger
 from hailuo_mcp.models import TaskStatus
 from tests.ledger.support import create
@@ -148,3 +150,66 @@ async def test_a_lease_of_a_live_process_or_another_host_holds_until_it_expires(
         for name in holders:
             assert await ledger.claim(name) is False, name
         assert await ledger.claim_orphans(3600, 10) == []
+
+
+@pytest.fixture
+def other_writer(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
+    """Another process holding the ledger file's write lock until its stdin closes."""
+    path = tmp_path / "tasks.sqlite3"
+    holder = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+        "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); sys.stdin.read(); "
+        "c.execute('COMMIT')"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", holder, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as process:
+        yield path, process
+        if process.poll() is None:
+            process.kill()
+
+
+async def test_a_write_while_another_process_writes_waits_without_stalling_the_server(
+    other_writer: tuple[Path, subprocess.Popen[str]],
+) -> None:
+    path, process = other_writer
+    async with SqliteLedger(path, busy_timeout_s=20.0) as ledger:
+        await create(ledger, "t1")
+        assert process.stdout is not None and process.stdin is not None
+        assert process.stdout.readline().strip() == "locked"
+        ticks = 0
+        done = anyio.Event()
+
+        async def write() -> None:
+            await ledger.record_lost("the other process was writing")
+            done.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(write)
+            with anyio.fail_after(10):
+                while ticks < 20:  # the loop runs on while the write waits for the lock
+                    await anyio.sleep(0.01)
+                    ticks += 1
+            assert not done.is_set()
+            process.stdin.close()  # the other process commits and lets go
+            with anyio.fail_after(20):
+                await done.wait()
+        assert (await ledger.get("t1")).status == TaskStatus.CANCELLED  # type: ignore[union-attr]
+
+
+async def test_a_write_locked_out_past_the_busy_timeout_is_a_storage_error(
+    other_writer: tuple[Path, subprocess.Popen[str]],
+) -> None:
+    path, process = other_writer
+    async with SqliteLedger(path, busy_timeout_s=0.3) as ledger:
+        await create(ledger, "t1")
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "locked"
+        with pytest.raises(StorageError, match="could not be used"):
+            await ledger.record_lost("locked out")
+        process.kill()
+    async with SqliteLedger(path) as reopened:
+        assert (await reopened.get("t1")).status == TaskStatus.PENDING  # type: ignore[union-attr]
