@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_BYTES = 100_000
+# PyAV decodes without holding the GIL: two decoders use both cores of a small machine, and
+# more would only add decoders' memory (tens of MB each at 1080p) to a burst of finished tasks.
+POSTERS_AT_ONCE = 2
 POSTER_SUFFIX = ".poster.jpg"
 # Tried in turn until the JPEG fits in MAX_BYTES; only then is the frame made smaller.
 _QUALITIES = (85, 75, 65, 55, 45, 35)
@@ -65,10 +68,10 @@ def poster_path(video: Path) -> Path:
 async def poster_for(video: Path, limiter: anyio.CapacityLimiter | None = None) -> Poster | None:
     """The poster of a saved video: cached, else extracted (in a worker thread) and cached.
 
-    `limiter` bounds how many are made at once (the runtime's holds one): each decoder takes
-    several MB and ~50 ms of a core, and a burst of finished tasks would otherwise run dozens
-    side by side, starving the event loop. None when PyAV is missing or the video cannot be
-    decoded; the reason is logged.
+    `limiter` bounds how many are made at once (the runtime's holds POSTERS_AT_ONCE): each
+    decoder takes MBs and ~30 ms of a core at 480p, and a burst of finished tasks would
+    otherwise run dozens side by side, starving the event loop. None when PyAV is missing or
+    the video cannot be decoded; the reason is logged.
     """
     return await anyio.to_thread.run_sync(load_or_make, video, limiter=limiter)
 

@@ -28,6 +28,7 @@ from hailuo_mcp.leases import LeaseKeeper
 from hailuo_mcp.ledger import TaskRecord
 from hailuo_mcp.ledger.factory import open_ledger
 from hailuo_mcp.piapi import PiAPIClient
+from hailuo_mcp.poster import POSTERS_AT_ONCE
 from hailuo_mcp.spending import wall_clock
 from hailuo_mcp.tracking import Tracker
 from hailuo_mcp.webhooks import WebhookInbox, load_or_create_secret, webhook_endpoint
@@ -48,8 +49,10 @@ class Runtime:
     tracker: Tracker | None = None
     # The settings the service runs with (demo mode points them at its emulator, 100x faster).
     served: Settings | None = None
-    # Poster frames are decoded one at a time (poster.py says why).
-    posters: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
+    # Poster frames decoded at once (poster.py says why).
+    posters: anyio.CapacityLimiter = field(
+        default_factory=lambda: anyio.CapacityLimiter(POSTERS_AT_ONCE)
+    )
 
     @property
     def service(self) -> VideoService:
