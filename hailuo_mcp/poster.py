@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_BYTES = 100_000
-# PyAV decodes without holding the GIL: two decoders use both cores of a small machine, and
-# more would only add decoders' memory (tens of MB each at 1080p) to a burst of finished tasks.
+# Decoded at once by the server (poster_jobs.py): PyAV decodes without holding the GIL, so two
+# use both cores of a small machine; more would only add decoders' memory (tens of MB each at
+# 1080p) to a burst of finished tasks.
 POSTERS_AT_ONCE = 2
 POSTER_SUFFIX = ".poster.jpg"
 # Tried in turn until the JPEG fits in MAX_BYTES; only then is the frame made smaller.
@@ -65,22 +66,22 @@ def poster_path(video: Path) -> Path:
     return video.with_name(video.stem + POSTER_SUFFIX)
 
 
-async def poster_for(video: Path, limiter: anyio.CapacityLimiter | None = None) -> Poster | None:
+async def poster_for(video: Path) -> Poster | None:
     """The poster of a saved video: cached, else extracted (in a worker thread) and cached.
 
-    `limiter` bounds how many are made at once (the runtime's holds POSTERS_AT_ONCE): each
-    decoder takes MBs and ~30 ms of a core at 480p, and a burst of finished tasks would
-    otherwise run dozens side by side, starving the event loop. None when PyAV is missing or
-    the video cannot be decoded; the reason is logged.
+    None when PyAV is missing or the video cannot be decoded; the reason is logged. The server
+    makes its posters through poster_jobs.PosterMaker, which bounds how many run at once.
     """
-    return await anyio.to_thread.run_sync(load_or_make, video, limiter=limiter)
+    return await anyio.to_thread.run_sync(load_or_make, video)
 
 
 def load_or_make(video: Path) -> Poster | None:
     """`poster_for`, blocking: the fresh cached poster, or a new one written beside the video."""
-    cached = _cached(video)
-    if cached is not None:
-        return cached
+    return cached_poster(video) or make_poster(video)
+
+
+def make_poster(video: Path) -> Poster | None:
+    """Extract the poster of `video` and cache it beside the video (blocking)."""
     if not preview_available():
         logger.debug("no poster for %s: PyAV is not installed (hailuo-mcp[preview])", video)
         return None
@@ -169,7 +170,7 @@ def encode(image: Image.Image, *, comment: str = "", max_bytes: int = MAX_BYTES)
         )
 
 
-def _cached(video: Path) -> Poster | None:
+def cached_poster(video: Path) -> Poster | None:
     """The cached poster, if it is there and newer than the video; else None."""
     from PIL import Image, UnidentifiedImageError
 

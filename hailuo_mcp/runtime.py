@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -28,7 +28,7 @@ from hailuo_mcp.leases import LeaseKeeper
 from hailuo_mcp.ledger import TaskRecord
 from hailuo_mcp.ledger.factory import open_ledger
 from hailuo_mcp.piapi import PiAPIClient
-from hailuo_mcp.poster import POSTERS_AT_ONCE
+from hailuo_mcp.poster_jobs import PosterMaker
 from hailuo_mcp.spending import wall_clock
 from hailuo_mcp.tracking import Tracker
 from hailuo_mcp.webhooks import WebhookInbox, load_or_create_secret, webhook_endpoint
@@ -49,10 +49,8 @@ class Runtime:
     tracker: Tracker | None = None
     # The settings the service runs with (demo mode points them at its emulator, 100x faster).
     served: Settings | None = None
-    # Poster frames decoded at once (poster.py says why).
-    posters: anyio.CapacityLimiter = field(
-        default_factory=lambda: anyio.CapacityLimiter(POSTERS_AT_ONCE)
-    )
+    # Poster frames, made in the task group and waited for within a budget (poster_jobs.py).
+    posters: PosterMaker | None = None
 
     @property
     def service(self) -> VideoService:
@@ -157,7 +155,14 @@ async def _open(
     # server's key: tasks paid with a caller's own key wait for a webhook or their owner).
     take_over = settings.resume_on_start and settings.api_key is not None
     group.start_soon(partial(leases.run, take_over=take_over), follow)
-    return Runtime(given, service, inbox=inbox, tracker=tracker, served=settings)
+    return Runtime(
+        given,
+        service,
+        inbox=inbox,
+        tracker=tracker,
+        served=settings,
+        posters=PosterMaker(group),
+    )
 
 
 def _with_our_webhook(settings: Settings) -> Settings:

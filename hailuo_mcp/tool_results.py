@@ -8,7 +8,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import anyio
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 
 from hailuo_mcp.digests import sha256_of
@@ -17,6 +16,7 @@ from hailuo_mcp.ledger import TaskRecord
 from hailuo_mcp.models import TaskStatus
 from hailuo_mcp.player import player_hints
 from hailuo_mcp.poster import Poster, poster_for
+from hailuo_mcp.poster_jobs import PosterMaker
 from hailuo_mcp.results import TaskSummary, VideoResult
 from hailuo_mcp.runtime import Runtime
 from hailuo_mcp.spending import SpendingSummary
@@ -30,6 +30,8 @@ VIDEO_URI = "hailuo://videos/{task_id}.mp4"
 # A listed video's SHA-256 (resources/list `_meta`); the poster frame's path and time.
 SHA256_META_KEY = "io.github.hailuo-mcp/sha256"
 POSTER_META_KEY = "io.github.hailuo-mcp/poster"
+# Said when the answer could not wait for its poster (poster_jobs.py).
+POSTER_PENDING = "Its poster frame is still being made: get_task with this task_id attaches it."
 
 
 def video_uri(task_id: str) -> str:
@@ -124,7 +126,7 @@ def _video_text(result: VideoResult) -> str:
 
 
 async def video_answer(
-    result: VideoResult, *, for_player: bool, posters: anyio.CapacityLimiter | None = None
+    result: VideoResult, *, for_player: bool, posters: PosterMaker | None = None
 ) -> CallToolResult:
     """`video_result` with the poster frame, and the player's hints for a client with Apps.
 
@@ -132,10 +134,14 @@ async def video_answer(
     client without MCP Apps gets no player hints, so its result is as before the player.
     """
     poster: Poster | None = None
+    pending = False
     hints: dict[str, Any] | None = None
     if result.video_path and result.task_id:
         path = Path(result.video_path)
-        poster = await poster_for(path, posters)
+        if posters is not None:
+            poster, pending = await posters.poster(path)
+        else:
+            poster = await poster_for(path)
         if for_player:
             try:
                 size, digest = path.stat().st_size, await sha256_of(path)
@@ -143,7 +149,7 @@ async def video_answer(
                 pass  # moved or deleted since it was saved: the result says where it was
             else:
                 hints = player_hints(result.task_id, video_uri(result.task_id), size, digest)
-    return video_result(result, poster=poster, hints=hints)
+    return video_result(result, poster=poster, hints=hints, poster_pending=pending)
 
 
 def _poster_text(poster: Poster) -> str:
@@ -155,7 +161,11 @@ def _poster_text(poster: Poster) -> str:
 
 
 def video_result(
-    result: VideoResult, *, poster: Poster | None = None, hints: dict[str, Any] | None = None
+    result: VideoResult,
+    *,
+    poster: Poster | None = None,
+    hints: dict[str, Any] | None = None,
+    poster_pending: bool = False,
 ) -> CallToolResult:
     """A result with the whole answer in text, the structured fields and a link to the file.
 
@@ -164,6 +174,8 @@ def video_result(
     text = _video_text(result)
     if poster is not None:
         text = f"{text} {_poster_text(poster)}"
+    elif poster_pending:
+        text = f"{text} {POSTER_PENDING}"
     content: list[ContentBlock] = [TextContent(type="text", text=text)]
     if result.video_path and result.task_id:
         path = Path(result.video_path)

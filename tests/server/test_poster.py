@@ -23,9 +23,12 @@ from PIL import Image
 
 from hailuo_mcp.emulator import Emulator
 from hailuo_mcp.emulator.video import sample_video
+from hailuo_mcp.models import TaskStatus
 from hailuo_mcp.poster import MAX_BYTES, encode, load_or_make, poster_for, poster_path
+from hailuo_mcp.poster_jobs import PosterMaker
+from hailuo_mcp.results import VideoResult
 from hailuo_mcp.server import build_server
-from hailuo_mcp.tool_results import POSTER_META_KEY
+from hailuo_mcp.tool_results import POSTER_META_KEY, POSTER_PENDING, video_answer
 from tests.support import FAST, MakeEmulator, make_settings, text_of
 
 
@@ -112,6 +115,33 @@ async def test_poster_for_runs_in_a_worker_thread(video: Path) -> None:
     with anyio.fail_after(10):
         poster = await poster_for(video)
     assert poster is not None and poster.width == 480
+
+
+@pytest.mark.anyio
+async def test_an_answer_that_cannot_wait_for_its_poster_goes_without_and_says_so(
+    video: Path,
+) -> None:
+    result = VideoResult(
+        task_id="1a2b3c",
+        status=TaskStatus.COMPLETED,
+        done=True,
+        video_path=str(video),
+        next_step="Open the file.",
+    )
+    async with anyio.create_task_group() as group:
+        # A budget of nothing: the answer never waits for the decoder.
+        impatient = PosterMaker(group, wait_s=0.0)
+        first = await video_answer(result, for_player=False, posters=impatient)
+        assert POSTER_PENDING in text_of(first)
+        assert not [c for c in first.content if isinstance(c, ImageContent)]
+        # The poster is still made and cached beside the video ...
+        with anyio.fail_after(10):
+            while not poster_path(video).is_file():
+                await anyio.sleep(0.02)
+        # ... so the next answer attaches it at once, even with no time to wait.
+        again = await video_answer(result, for_player=False, posters=impatient)
+    assert POSTER_PENDING not in text_of(again)
+    assert [c.mime_type for c in again.content if isinstance(c, ImageContent)] == ["image/jpeg"]
 
 
 # Through the tools
