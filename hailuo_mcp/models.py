@@ -70,10 +70,13 @@ def check_prompt(prompt: str) -> str:
     return prompt
 
 
+# Models no tool schema needs are built on first use (defer_build): not a cost of start-up.
+
+
 class VideoRequest(BaseModel):
     """One generation as the user asked for it, checked against the seed's rules."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     prompt: str = Field(max_length=PROMPT_MAX_CHARS)
     model: Variant = "v2.3"
@@ -155,7 +158,7 @@ def _as_int(value: object) -> int | None:
 class Task(BaseModel):
     """What we keep of an upstream task object, read tolerantly."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     task_id: str
     status: TaskStatus

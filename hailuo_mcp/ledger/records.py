@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal, NamedTuple, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from hailuo_mcp.models import Task, TaskStatus, VideoRequest
 from hailuo_mcp.pricing import Estimate
@@ -29,6 +29,9 @@ def iso_utc(epoch: float | None) -> str | None:
 
 class TaskRecord(BaseModel):
     """One task as the ledger knows it."""
+
+    # Built on the first row read, not at start-up (no tool schema includes it).
+    model_config = ConfigDict(defer_build=True)
 
     task_id: str
     status: TaskStatus
@@ -94,6 +97,8 @@ ProtocolTaskStatus = Literal["working", "completed", "failed", "cancelled"]
 
 class ProtocolTaskRecord(BaseModel):
     """One MCP protocol task (tasks extension or 2025-11-25 tasks), following one PiAPI task."""
+
+    model_config = ConfigDict(defer_build=True)
 
     id: str  # the MCP task id: unguessable, the only handle a client has
     task_id: str  # the PiAPI task it follows
