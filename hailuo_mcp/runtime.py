@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 import anyio
+import anyio.to_thread
 from pydantic import SecretStr
 
 from hailuo_mcp import webhook_listener
@@ -34,6 +35,9 @@ from hailuo_mcp.tracking import Tracker
 from hailuo_mcp.webhooks import WebhookInbox, load_or_create_secret, webhook_endpoint
 
 logger = logging.getLogger(__name__)
+
+# Threads for blocking file work at once (the ledger and the posters have limiters of their own).
+WORKER_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,10 @@ async def _open(
     clock: Callable[[], float],
 ) -> Runtime:
     given = settings
+    # File work (fsyncs, poster cache reads, output-folder checks) runs on anyio's worker
+    # threads. Its default of 40 came into play when many tasks ended together; each thread
+    # adds a malloc arena and stack, and 2 cores gain nothing past a few (docs/PERFORMANCE.md).
+    anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
     if settings.demo:
         settings = _start_demo_upstream(stack, settings)
     if settings.public_url:
