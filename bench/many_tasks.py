@@ -17,6 +17,7 @@ import argparse
 import resource
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -53,12 +54,16 @@ async def load(url: str, count: int, speed: float, tmp: Path) -> dict[str, Any]:
     in_flight = peak_in_flight = 0
     stop = anyio.Event()
 
+    rss_seen: list[tuple[float, float, int]] = []  # (seconds since the start, MB, threads)
+
     async def ticker() -> None:
         while not stop.is_set():
             before = time.perf_counter()
             await anyio.sleep(TICK_S)
             lags.append((time.perf_counter() - before - TICK_S) * 1000)
             lag_at.append(before)
+            if len(lags) % 100 == 0:  # about once a second: when the peak comes, and threads
+                rss_seen.append((before - started, rss_mb(), threading.active_count()))
 
     async with Client(server) as client:
         await client.call_tool("estimate_cost", {})  # the session is up
@@ -96,6 +101,7 @@ async def load(url: str, count: int, speed: float, tmp: Path) -> dict[str, Any]:
         "peak_in_flight": peak_in_flight,
         "idle_rss": idle_rss,
         "peak_rss": rss_mb(field="VmHWM"),
+        "rss_seen": rss_seen,
         "lags": lags,
         "worst_lag_at": lag_at[lags.index(max(lags))] - started if lags else 0.0,
         "failures": failures,
@@ -137,6 +143,13 @@ def main() -> None:
         f"RSS: idle {figures['idle_rss']:.1f} MB, peak {figures['peak_rss']:.1f} MB "
         f"(target <= {TARGET_RSS_MB:g} MB)"
     )
+    seen = figures["rss_seen"]
+    if seen:
+        at, most, _ = max(seen, key=lambda row: row[1])
+        threads = max(row[2] for row in seen)
+        print(
+            f"RSS sampled each ~1 s: highest {most:.1f} MB at {at:.0f} s; threads up to {threads}"
+        )
     print(
         f"event-loop lag over {len(lags)} ticks: p50 {quantile(lags, 0.5):.1f} ms, "
         f"p99 {quantile(lags, 0.99):.1f} ms (target <= {TARGET_LAG_MS:g} ms), "
