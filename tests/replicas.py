@@ -1,9 +1,10 @@
 """Real replicas for the multi-replica tests and bench/http_replicas.py: processes, not mocks.
 
 - The PiAPI emulator in a child process of its own (`python -m tests.replicas emulator`), so its
-  CPU is not the test's and a replica's SIGKILL cannot touch it. Beside PiAPI's routes it serves
-  a small control address (stdlib HTTP) that answers what the emulator saw: every task with its
-  prompt and status, and how many creates arrived.
+  CPU is not the test's and a replica's SIGKILL cannot touch it. Its configuration is the test
+  emulators' one (`tests.support.config_for`, the key included): only where it runs differs.
+  Beside PiAPI's routes it serves a small control address (stdlib HTTP) that answers what the
+  emulator saw: every task with its prompt and status, and how many creates arrived.
 - Replicas: `python -m hailuo_mcp serve --transport streamable-http`, each with its own port and
   HAILUO_STATE_DIR, all on one PostgreSQL database and one HAILUO_OUTPUT_DIR; ready when
   /readyz answers 200; stopped with SIGKILL (a crash) or SIGTERM.
@@ -34,11 +35,11 @@ import psycopg
 from mcp import Client
 from psycopg.rows import dict_row
 
-from hailuo_mcp.emulator import Emulator, EmulatorConfig
+from hailuo_mcp.emulator import Emulator, running_emulator
 from tests.servers import mcp_over_http
+from tests.support import KEY, config_for
 
 ROOT = Path(__file__).resolve().parent.parent
-KEY = "sk-replicas-3b7d1f5a9c2e4b6d"
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
@@ -88,10 +89,8 @@ class _Control(BaseHTTPRequestHandler):
 
 def _serve_emulator(speed: float, queue_s: float, generate_s: float) -> None:
     """The child's body: PiAPI's emulator and its control address, until stdin closes."""
-    config = EmulatorConfig(
-        api_key=KEY, speed=speed, fixed_durations=(queue_s, generate_s), seed=15, log_limit=10**6
-    )
-    with Emulator(config) as emulator:
+    config = config_for(speed, fixed_durations=(queue_s, generate_s), seed=15, log_limit=10**6)
+    with running_emulator(config) as emulator:
         handler = type("Control", (_Control,), {"emulator": emulator})
         control = ThreadingHTTPServer((LOOPBACK, 0), handler)
         threading.Thread(target=control.serve_forever, daemon=True).start()
