@@ -22,7 +22,7 @@ from pathlib import Path
 
 from _util import BARE_SERVER, PYTHON, StdioPeer, cpu_ms, machine, rss_mb, server_env, summary
 
-TARGET_TIME = 1.05
+TARGET_TIME = 1.00  # issue 10: within the bare SDK server's time (1.05 before it)
 TARGET_RSS = 1.10
 NO_GC_PAUSE = (
     "import gc, sys; gc.disable = gc.freeze = lambda: None; "
