@@ -18,12 +18,15 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
-from hailuo_mcp.poster import POSTERS_AT_ONCE, Poster, cached_poster, make_poster
+from hailuo_mcp.poster import Poster, cached_poster, make_poster, preview_available
 
 logger = logging.getLogger(__name__)
 
 # How long an answer waits for its poster (one decode takes well under a second when idle).
 POSTER_WAIT_S = 2.0
+# Decoded at once: PyAV decodes without holding the GIL, so two use both cores of a small
+# machine; more would only add decoders' memory (tens of MB each at 1080p) to a burst.
+POSTERS_AT_ONCE = 2
 
 
 @dataclass
@@ -49,7 +52,7 @@ class PosterMaker:
         (None, False): there is none (no PyAV, or a file PyAV cannot read; poster.py logs why).
         """
         cached = await anyio.to_thread.run_sync(cached_poster, video)
-        if cached is not None:
+        if cached is not None or not preview_available():
             return cached, False
         job = self._jobs.get(video)
         if job is None:
