@@ -152,34 +152,65 @@ async def test_a_lease_of_a_live_process_or_another_host_holds_until_it_expires(
         assert await ledger.claim_orphans(3600, 10) == []
 
 
-@pytest.fixture
-def other_writer(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
-    """Another process holding the ledger file's write lock until its stdin closes."""
-    path = tmp_path / "tasks.sqlite3"
-    holder = (
+class OtherWriter:
+    """Another process that takes the ledger file's write lock and holds it until released."""
+
+    HOLDER = (
         "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
         "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); sys.stdin.read(); "
         "c.execute('COMMIT')"
     )
-    with subprocess.Popen(
-        [sys.executable, "-c", holder, str(path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as process:
-        yield path, process
-        if process.poll() is None:
-            process.kill()
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._process: subprocess.Popen[str] | None = None
+
+    def lock(self) -> None:
+        """Start the other process and return once it holds the lock (after the ledger made
+        its file and rows: a lock taken before would block the ledger's own opening)."""
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", self.HOLDER, str(self.path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        assert self._process.stdout.readline().strip() == "locked"
+
+    def commit(self) -> None:
+        """The other process commits and lets go."""
+        assert self._process is not None and self._process.stdin is not None
+        self._process.stdin.close()
+
+    def kill(self) -> None:
+        """The other process dies holding the lock (SQLite frees it)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+
+    def close(self) -> None:
+        if self._process is not None:
+            self.kill()
+            self._process.wait(10)
+            for stream in (self._process.stdin, self._process.stdout):
+                if stream is not None:
+                    stream.close()
+
+
+@pytest.fixture
+def other_writer(tmp_path: Path) -> Iterator[OtherWriter]:
+    writer = OtherWriter(tmp_path / "tasks.sqlite3")
+    try:
+        yield writer
+    finally:
+        writer.close()
 
 
 async def test_a_write_while_another_process_writes_waits_without_stalling_the_server(
-    other_writer: tuple[Path, subprocess.Popen[str]],
+    other_writer: OtherWriter,
 ) -> None:
-    path, process = other_writer
-    async with SqliteLedger(path, busy_timeout_s=20.0) as ledger:
+    async with SqliteLedger(other_writer.path, busy_timeout_s=20.0) as ledger:
         await create(ledger, "t1")
-        assert process.stdout is not None and process.stdin is not None
-        assert process.stdout.readline().strip() == "locked"
+        other_writer.lock()
         ticks = 0
         done = anyio.Event()
 
@@ -194,22 +225,20 @@ async def test_a_write_while_another_process_writes_waits_without_stalling_the_s
                     await anyio.sleep(0.01)
                     ticks += 1
             assert not done.is_set()
-            process.stdin.close()  # the other process commits and lets go
+            other_writer.commit()
             with anyio.fail_after(20):
                 await done.wait()
         assert (await ledger.get("t1")).status == TaskStatus.CANCELLED  # type: ignore[union-attr]
 
 
 async def test_a_write_locked_out_past_the_busy_timeout_is_a_storage_error(
-    other_writer: tuple[Path, subprocess.Popen[str]],
+    other_writer: OtherWriter,
 ) -> None:
-    path, process = other_writer
-    async with SqliteLedger(path, busy_timeout_s=0.3) as ledger:
+    async with SqliteLedger(other_writer.path, busy_timeout_s=0.3) as ledger:
         await create(ledger, "t1")
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == "locked"
+        other_writer.lock()
         with pytest.raises(StorageError, match="could not be used"):
             await ledger.record_lost("locked out")
-        process.kill()
-    async with SqliteLedger(path) as reopened:
+        other_writer.kill()
+    async with SqliteLedger(other_writer.path) as reopened:
         assert (await reopened.get("t1")).status == TaskStatus.PENDING  # type: ignore[union-attr]
