@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from types import TracebackType
 
 import anyio
 import httpx
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import DownloadError, StorageError
-from hailuo_mcp.http_clients import LazyHttpClient
+from hailuo_mcp.http_clients import HttpClientOwner, LazyHttpClient, new_client, upstream_timeout
 from hailuo_mcp.upstream import RequestGate
 
 _CHUNK = 64 * 1024
@@ -26,7 +25,7 @@ _CHUNK = 64 * 1024
 MAX_DOWNLOADS = 64
 
 
-class VideoDownloader:
+class VideoDownloader(HttpClientOwner):
     """Streams videos to files, used as `async with VideoDownloader(settings) as d`."""
 
     def __init__(
@@ -37,39 +36,14 @@ class VideoDownloader:
         self._http_client = LazyHttpClient(self._new_client, name="the video downloader")
         self._gate = RequestGate(MAX_DOWNLOADS, settings.request_timeout * 2)
 
-    async def __aenter__(self) -> VideoDownloader:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connections; no download may start afterwards."""
-        await self._http_client.aclose()
-
     def _new_client(self) -> httpx.AsyncClient:
-        settings = self._settings
-        return httpx.AsyncClient(
-            # Per read: a whole download gets `download_timeout` (see `download`).
-            timeout=httpx.Timeout(
-                settings.request_timeout,
-                connect=settings.connect_timeout,
-                pool=settings.request_timeout * 2,
-            ),
+        # Per read: a whole download gets `download_timeout` (see `download`). A redirect
+        # answers as a failed download, as it always has: the URL PiAPI gives is the file
+        # itself. No API key, ever: the video host is not PiAPI.
+        return new_client(
+            upstream_timeout(self._settings),
+            connections=MAX_DOWNLOADS,
             transport=self._transport,
-            limits=httpx.Limits(
-                max_connections=MAX_DOWNLOADS, max_keepalive_connections=MAX_DOWNLOADS
-            ),
-            # A redirect answers as a failed download, as it always has: the URL PiAPI
-            # gives is the file itself.
-            follow_redirects=False,
-            # No API key, ever: the video host is not PiAPI.
-            headers={"user-agent": "hailuo-mcp"},
         )
 
     def _http(self) -> httpx.AsyncClient:

@@ -1,16 +1,60 @@
-"""LazyHttpClient: one httpx.AsyncClient, built on first use, refused once closed.
+"""The life cycle and house rules the owners of an httpx client share.
 
-Each owner (PiAPIClient, VideoDownloader, ImageGate, JwksCache) passes a factory with its own
-timeouts, limits, redirect policy and headers; this holds only the life cycle they share.
-Building is lazy because a client's TLS context costs ~50 ms and ~3 MB: an idle server, or a
-cold start, never pays for a client nobody has used.
+Each owner (PiAPIClient, VideoDownloader, ImageGate, JwksCache) has its own client, with its
+own timeouts, limits and cookies: a slow video host must not starve PiAPI's connections, nor a
+probe of a user's image carry another's cookies. What they share lives here: `LazyHttpClient`
+(built on first use, refused once closed: a client's TLS context costs ~50 ms and ~3 MB, so an
+idle server, or a cold start, never pays for one nobody has used), `HttpClientOwner` (closing
+it on `async with` exit) and `new_client` (the rules every one of them follows).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from http.cookiejar import CookieJar
+from typing import Self
 
 import httpx
+
+from hailuo_mcp.config import Settings
+
+USER_AGENT = "hailuo-mcp"
+
+
+def new_client(
+    timeout: httpx.Timeout,
+    *,
+    connections: int,
+    idle: int | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    cookies: CookieJar | None = None,
+    user_agent: bool = True,
+) -> httpx.AsyncClient:
+    """An httpx client that follows no redirect: each owner decides what a redirect means.
+
+    `connections` at once, `idle` of them kept alive (all of them when None);
+    `user_agent=False` for hosts that need not know who asks (an OAuth issuer).
+    """
+    return httpx.AsyncClient(
+        timeout=timeout,
+        limits=httpx.Limits(
+            max_connections=connections,
+            max_keepalive_connections=connections if idle is None else idle,
+        ),
+        transport=transport,
+        cookies=cookies,
+        follow_redirects=False,
+        headers={"user-agent": USER_AGENT} if user_agent else None,
+    )
+
+
+def upstream_timeout(settings: Settings) -> httpx.Timeout:
+    """Per read `request_timeout`, `connect_timeout` to connect, twice the first for a pool slot."""
+    return httpx.Timeout(
+        settings.request_timeout,
+        connect=settings.connect_timeout,
+        pool=settings.request_timeout * 2,
+    )
 
 
 class LazyHttpClient:
@@ -42,3 +86,19 @@ class LazyHttpClient:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+
+
+class HttpClientOwner:
+    """Base of an object owning one `LazyHttpClient`: `async with` closes it on exit."""
+
+    _http_client: LazyHttpClient
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections; no request may start afterwards."""
+        await self._http_client.aclose()

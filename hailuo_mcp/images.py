@@ -24,14 +24,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 import anyio
 import httpx
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import InputError
-from hailuo_mcp.http_clients import LazyHttpClient
+from hailuo_mcp.http_clients import HttpClientOwner, LazyHttpClient, new_client
 from hailuo_mcp.image_facts import (
     check_byte_size,
     check_facts,
@@ -71,7 +71,7 @@ class _Fetched:
     content_type: str
 
 
-class ImageGate:
+class ImageGate(HttpClientOwner):
     """Checks (and for local files, uploads) the image of a request before its create.
 
     Used as `async with ImageGate(settings, uploader) as gate`, it keeps one HTTP client for
@@ -95,28 +95,19 @@ class ImageGate:
         self._http_client = LazyHttpClient(self._new_client, name="the image gate")
         self._entered = False
 
-    async def __aenter__(self) -> ImageGate:
+    async def __aenter__(self) -> Self:
         self._entered = True
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._http_client.aclose()
-
     def _new_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            timeout=httpx.Timeout(self._budget),
+        return new_client(
+            httpx.Timeout(self._budget),
+            connections=MAX_PROBES,
+            idle=_IDLE_PROBES,
             transport=self._transport,
-            limits=httpx.Limits(max_connections=MAX_PROBES, max_keepalive_connections=_IDLE_PROBES),
-            # Each hop is checked before it is followed (`_fetch_start`).
-            follow_redirects=False,
-            # A cookie one host sets must not follow the next user's probe around.
+            # Each hop is checked before it is followed (`_fetch_start`), and a cookie one
+            # host sets must not follow the next user's probe around.
             cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-            headers={"user-agent": "hailuo-mcp"},
         )
 
     @asynccontextmanager

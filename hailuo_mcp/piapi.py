@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import copy
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -36,7 +35,7 @@ from hailuo_mcp.errors import (
     MalformedResponseError,
     UpstreamUnavailableError,
 )
-from hailuo_mcp.http_clients import LazyHttpClient
+from hailuo_mcp.http_clients import HttpClientOwner, LazyHttpClient, new_client, upstream_timeout
 from hailuo_mcp.models import Task, VideoRequest, is_valid_task_id
 from hailuo_mcp.upstream import (
     BadAnswer,
@@ -76,7 +75,7 @@ def missing_key_error() -> ConfigurationError:
     )
 
 
-class PiAPIClient:
+class PiAPIClient(HttpClientOwner):
     """Async client for PiAPI's task API, used as `async with PiAPIClient(settings) as c`."""
 
     def __init__(
@@ -104,35 +103,17 @@ class PiAPIClient:
         """Whether requests can be authenticated (the server's key or the caller's)."""
         return self._key is not None
 
-    async def __aenter__(self) -> PiAPIClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        # A view's connections are its parent's: only the parent closes them.
+    async def aclose(self) -> None:
+        """Close the connections; a view's are its parent's, so only the parent closes them."""
         if self._parent is None:
-            await self._http_client.aclose()
+            await super().aclose()
 
     def _new_client(self) -> httpx.AsyncClient:
-        settings = self._settings
-        timeout = httpx.Timeout(
-            settings.request_timeout,
-            connect=settings.connect_timeout,
-            pool=settings.request_timeout * 2,
-        )
-        # No default headers: the key is added per request, by `_call` only.
-        return httpx.AsyncClient(
-            timeout=timeout,
+        # No default headers but the user agent: the key is added per request, by `_call` only.
+        return new_client(
+            upstream_timeout(self._settings),
+            connections=MAX_CONNECTIONS,
             transport=self._transport,
-            limits=httpx.Limits(
-                max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
-            ),
-            follow_redirects=False,
-            headers={"user-agent": "hailuo-mcp"},
         )
 
     def _http(self) -> httpx.AsyncClient:

@@ -11,15 +11,14 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import httpx
 import jwt
 
-from hailuo_mcp.http_clients import LazyHttpClient
+from hailuo_mcp.http_clients import HttpClientOwner, LazyHttpClient, new_client
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +35,9 @@ _MAX_BYTES = 512 * 1024
 
 
 def _new_client() -> httpx.AsyncClient:
-    # Our own client: the SDK's HTTP stack (httpx2) is not ours to configure.
-    return httpx.AsyncClient(timeout=_TIMEOUT, follow_redirects=False)
+    # Our own client: the SDK's HTTP stack (httpx2) is not ours to configure. A few
+    # connections: keys are fetched once per TTL.
+    return new_client(_TIMEOUT, connections=4, user_agent=False)
 
 
 class JwksError(Exception):
@@ -92,7 +92,7 @@ def _keys(document: Any) -> dict[str, jwt.PyJWK]:
     return found
 
 
-class JwksCache:
+class JwksCache(HttpClientOwner):
     """An async context manager owning one httpx client; `key(kid)` answers a signing key."""
 
     def __init__(
@@ -113,25 +113,16 @@ class JwksCache:
         self._fetched_at: float | None = None
         self._forced_at: float | None = None
         self._lock = anyio.Lock()
-        # Open only between enter and exit; None outside (`_get_json` answers "not open").
-        self._http: LazyHttpClient | None = None
+        self._http_client = LazyHttpClient(_new_client, name="the key cache")
+        # Fetches only between enter and exit (`_get_json` answers "not open" before).
+        self._entered = False
 
-    async def __aenter__(self) -> JwksCache:
-        self._http = LazyHttpClient(_new_client, name="the key cache")
+    async def __aenter__(self) -> Self:
+        self._entered = True
         # Built now, not on the first fetch: the lifespan pays for the TLS context, not the first
         # caller's request.
-        self._http.get()
+        self._http_client.get()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        http, self._http = self._http, None
-        if http is not None:
-            await http.aclose()
 
     async def key(self, kid: str) -> jwt.PyJWK | None:
         """The key with this kid, fetching the set when stale or when the kid is new to us."""
@@ -186,10 +177,10 @@ class JwksCache:
         )
 
     async def _get_json(self, url: str) -> Any:
-        if self._http is None:
+        if not self._entered or self._http_client.closed:
             raise JwksError("the key cache is not open")
         try:
-            answer = await self._http.get().get(url, headers={"accept": "application/json"})
+            answer = await self._http_client.get().get(url, headers={"accept": "application/json"})
         except httpx.HTTPError as exc:
             raise JwksError(f"{url}: {type(exc).__name__}") from exc
         if answer.status_code != 200:
