@@ -32,8 +32,7 @@ from hailuo_mcp.leases import LeaseKeeper
 from hailuo_mcp.ledger import TaskLedger, TaskRecord
 from hailuo_mcp.models import Task, TaskStatus, VideoRequest, is_valid_task_id
 from hailuo_mcp.piapi import PiAPIClient, missing_key_error
-from hailuo_mcp.placement import kind_of, seed_schedule
-from hailuo_mcp.polling import PollSchedule, expected_seconds
+from hailuo_mcp.placement import place_on_schedule
 from hailuo_mcp.prepare import ImageCheck, Prepared, prepare, price_of
 from hailuo_mcp.progress import Progress, silent
 from hailuo_mcp.results import VideoResult
@@ -282,19 +281,15 @@ class VideoService:
         self, task: Task, budget: float, progress: Progress, *, created_here: bool
     ) -> tuple[Task, float]:
         """Follow the task's snapshots until it ends or the budget is spent, recording changes."""
-        record = await self._ledger.get(task.task_id)
-        kind = kind_of(task, record)
-        expected = expected_seconds(self._settings.expected_seconds, *kind)
-        # Polls go where tasks of this kind ended before (the page's figures until then).
-        durations = await self._history.durations(*kind, expected_s=expected)
-        schedule = PollSchedule(
-            expected,
+        schedule = await place_on_schedule(
+            task,
+            ledger=self._ledger,
+            history=self._history,
+            settings=self._settings,
             safety_net=self._webhooks,
-            durations=durations,
-            base_s=self._settings.expected_seconds,
+            created_here=created_here,
         )
-        seed_schedule(schedule, task, record, created_here=created_here)
-        progress.follow(task.task_id, task.status.value, expected)
+        progress.follow(task.task_id, task.status.value, schedule.expected_s)
         with self._news.follow(
             task,
             fetch=self._client.get,

@@ -9,9 +9,40 @@ from __future__ import annotations
 
 import time
 
-from hailuo_mcp.ledger import TaskRecord
+from hailuo_mcp.config import Settings
+from hailuo_mcp.history import TimingHistory
+from hailuo_mcp.ledger import TaskLedger, TaskRecord
 from hailuo_mcp.models import Task
-from hailuo_mcp.polling import QUEUE_SHARE, PollSchedule
+from hailuo_mcp.polling import QUEUE_SHARE, PollSchedule, expected_seconds
+
+
+async def place_on_schedule(
+    task: Task,
+    *,
+    ledger: TaskLedger,
+    history: TimingHistory,
+    settings: Settings,
+    safety_net: bool,
+    created_here: bool,
+) -> PollSchedule:
+    """The poll schedule of `task`, with the task placed where it is now.
+
+    `safety_net`: webhooks tell the end, so polls only catch a missed delivery.
+    """
+    # Read here and dropped on return: a wait would otherwise hold the row (~3 KB a task).
+    record = await ledger.get(task.task_id)
+    kind = kind_of(task, record)
+    expected = expected_seconds(settings.expected_seconds, *kind)
+    # Polls go where tasks of this kind ended before (the page's figures until then).
+    durations = await history.durations(*kind, expected_s=expected)
+    schedule = PollSchedule(
+        expected,
+        safety_net=safety_net,
+        durations=durations,
+        base_s=settings.expected_seconds,
+    )
+    seed_schedule(schedule, task, record, created_here=created_here)
+    return schedule
 
 
 def kind_of(task: Task, record: TaskRecord | None) -> tuple[str, int, int]:

@@ -51,6 +51,8 @@ from hailuo_mcp.models import TaskStatus
 _MODEL_FACTOR = {"v2.3": 1.0, "v2.3-fast": 0.5}
 _DURATION_FACTOR = {6: 1.0, 10: 1.6}
 _RESOLUTION_FACTOR = {768: 1.0, 1080: 1.4}
+# One jitter source for every schedule: a Random's state is 2.5 KB, a lot per task in flight.
+_JITTER = random.Random()
 
 # Fractions of the expected duration E (E = 77 s gives the figures in brackets).
 QUEUE_SHARE = PAGE_QUEUE_SHARE  # the page's task queued 1 s of 77
@@ -198,7 +200,7 @@ class PollSchedule:
     _plan: PollPlan = field(init=False, repr=False)
     _last_pending_at: float | None = None
     _pending_interval: float = 0.0
-    _rng: random.Random = field(default_factory=random.Random)
+    _rng: random.Random = field(default=_JITTER, repr=False)
 
     def __post_init__(self) -> None:
         if self.durations is None:

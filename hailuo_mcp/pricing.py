@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from hailuo_mcp.errors import InputError
 from hailuo_mcp.models import Duration, Resolution, Variant
@@ -25,6 +26,9 @@ PRICES_USD: dict[tuple[str, int, int], Decimal] = {
 class Estimate(BaseModel):
     """The price of one generation."""
 
+    # Frozen, so that one priced combination can be shared by every call that asks for it.
+    model_config = ConfigDict(frozen=True)
+
     model: Variant
     duration: Duration
     resolution: Resolution
@@ -33,10 +37,14 @@ class Estimate(BaseModel):
     charged_on: str = "successful completion only"
 
 
+@functools.lru_cache(maxsize=64)
 def estimate(
     model: Variant, duration: Duration, resolution: Resolution, *, points_per_usd: int
 ) -> Estimate:
-    """Price one generation; an unsupported combination is an InputError naming the rule."""
+    """Price one generation; an unsupported combination is an InputError naming the rule.
+
+    Cached: a few combinations exist, and each call in flight would otherwise hold its own.
+    """
     price = PRICES_USD.get((model, duration, resolution))
     if price is None:
         if resolution == 1080 and duration == 10:
