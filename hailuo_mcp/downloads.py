@@ -13,11 +13,16 @@ import secrets
 from pathlib import Path
 
 import anyio
-import httpx
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import DownloadError, StorageError
-from hailuo_mcp.http_clients import HttpClientOwner, LazyHttpClient, new_client, upstream_timeout
+from hailuo_mcp.http_clients import (
+    HttpClientOwner,
+    LazyHttpClient,
+    httpx,
+    new_client,
+    upstream_timeout,
+)
 from hailuo_mcp.upstream import RequestGate
 
 _CHUNK = 64 * 1024

@@ -6,17 +6,43 @@ probe of a user's image carry another's cookies. What they share lives here: `La
 (built on first use, refused once closed: a client's TLS context costs ~50 ms and ~3 MB, so an
 idle server, or a cold start, never pays for one nobody has used), `HttpClientOwner` (closing
 it on `async with` exit) and `new_client` (the rules every one of them follows).
+
+httpx itself is imported on first use, for the same reason (~15 ms and ~1.5 MB, and a stdio
+server answers `initialize` and `tools/list` without it): every module of ours takes `httpx`
+from here, and touches it only once a request is under way.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Callable
 from http.cookiejar import CookieJar
-from typing import Self
-
-import httpx
+from types import ModuleType
+from typing import TYPE_CHECKING, Self
 
 from hailuo_mcp.config import Settings
+
+
+def _deferred_import(name: str) -> ModuleType:
+    """The module `name`, loaded at its first attribute access (the stdlib's LazyLoader)."""
+    if (loaded := sys.modules.get(name)) is not None:
+        return loaded
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{name} is not installed", name=name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    import httpx as httpx
+else:
+    httpx = _deferred_import("httpx")
 
 USER_AGENT = "hailuo-mcp"
 

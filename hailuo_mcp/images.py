@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import Self
+from urllib.parse import urlsplit
 
 import anyio
-import httpx
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import InputError
-from hailuo_mcp.http_clients import HttpClientOwner, LazyHttpClient, new_client
+from hailuo_mcp.http_clients import HttpClientOwner, LazyHttpClient, httpx, new_client
 from hailuo_mcp.image_facts import (
     check_byte_size,
     check_facts,
@@ -91,7 +91,7 @@ class ImageGate(HttpClientOwner):
         self._budget = min(PROBE_BUDGET_S, settings.request_timeout)
         # PiAPI fetches the image from its own servers: a private or loopback address only
         # works when "PiAPI" is itself local (the emulator).
-        self._local_ok = _is_local_host(httpx.URL(settings.base_url).host)
+        self._local_ok = _is_local_host(urlsplit(settings.base_url).hostname or "")
         self._http_client = LazyHttpClient(self._new_client, name="the image gate")
         self._entered = False
 

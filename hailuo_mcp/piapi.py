@@ -23,7 +23,6 @@ import base64
 import copy
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 
 from hailuo_mcp.config import Settings
@@ -35,7 +34,13 @@ from hailuo_mcp.errors import (
     MalformedResponseError,
     UpstreamUnavailableError,
 )
-from hailuo_mcp.http_clients import HttpClientOwner, LazyHttpClient, new_client, upstream_timeout
+from hailuo_mcp.http_clients import (
+    HttpClientOwner,
+    LazyHttpClient,
+    httpx,
+    new_client,
+    upstream_timeout,
+)
 from hailuo_mcp.models import Task, VideoRequest, is_valid_task_id
 from hailuo_mcp.upstream import (
     BadAnswer,
@@ -50,15 +55,24 @@ from hailuo_mcp.upstream import (
 # Requests in flight at once; more wait at the gate (upstream.RequestGate says why). 64
 # connections carry ~200 GETs/s at a 300 ms round trip; 1000 tasks need ~150.
 MAX_CONNECTIONS = 64
-# Raised by httpx before any byte of the request left: a create certainly did not happen. A
-# ProxyError is a refused CONNECT tunnel, so the request never reached PiAPI either.
-_NOT_SENT = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.ProxyError,
-    httpx.UnsupportedProtocol,
-)
+
+
+def _not_sent(failure: Failure) -> bool:
+    """Whether httpx raised before any byte of the request left: a create certainly did not
+    happen. A ProxyError is a refused CONNECT tunnel, so the request never reached PiAPI either.
+    """
+    return isinstance(
+        failure,
+        (
+            httpx.ConnectError,
+            httpx.ConnectTimeout,
+            httpx.PoolTimeout,
+            httpx.ProxyError,
+            httpx.UnsupportedProtocol,
+        ),
+    )
+
+
 _MAYBE_CHARGED = (
     "A task may have been created and may be charged; it was NOT retried. Check your PiAPI "
     "task history before generating again."
@@ -187,7 +201,7 @@ class PiAPIClient(HttpClientOwner):
 
     def _create_failure(self, failure: Failure, url: str) -> HailuoError:
         """Not sent (safe to try again), refused (no task), or maybe sent (never retried)."""
-        if isinstance(failure, _NOT_SENT):
+        if _not_sent(failure):
             return UpstreamUnavailableError(
                 f"Could not reach PiAPI ({type(failure).__name__}); no task was created."
             )

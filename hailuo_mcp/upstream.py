@@ -13,10 +13,9 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import anyio
-import httpx
 from pydantic import SecretStr
 
 from hailuo_mcp.errors import (
@@ -28,6 +27,7 @@ from hailuo_mcp.errors import (
     TaskNotFoundError,
     UpstreamUnavailableError,
 )
+from hailuo_mcp.http_clients import httpx
 
 _MAX_MESSAGE = 300
 _OK_CODES = (0, 200, "0", "200")
@@ -109,7 +109,8 @@ class BadAnswer:
 
 
 # What one request came to when it brought no `data`: a transport failure or a bad answer.
-Failure = httpx.HTTPError | BadAnswer
+# A string: httpx is not loaded before the first request (http_clients.py).
+Failure: TypeAlias = "httpx.HTTPError | BadAnswer"
 
 
 def cause_of(failure: Failure) -> BaseException | None:

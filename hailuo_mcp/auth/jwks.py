@@ -15,10 +15,9 @@ from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
-import httpx
 import jwt
 
-from hailuo_mcp.http_clients import HttpClientOwner, LazyHttpClient, new_client
+from hailuo_mcp.http_clients import HttpClientOwner, LazyHttpClient, httpx, new_client
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +29,13 @@ TTL_SECONDS = 300.0
 # An unknown `kid` refetches at once, but a flood of made-up kids cannot make us hammer the
 # issuer: at most one such refetch per this many seconds.
 REFETCH_SECONDS = 30.0
-_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
 _MAX_BYTES = 512 * 1024
 
 
 def _new_client() -> httpx.AsyncClient:
     # Our own client: the SDK's HTTP stack (httpx2) is not ours to configure. A few
     # connections: keys are fetched once per TTL.
-    return new_client(_TIMEOUT, connections=4, user_agent=False)
+    return new_client(httpx.Timeout(5.0, connect=3.0), connections=4, user_agent=False)
 
 
 class JwksError(Exception):

@@ -1,9 +1,16 @@
 """LazyHttpClient: built on first use only, one client for every use, refused once closed.
 
 new_client: the rules every owner's client keeps (no redirect followed, who asks).
+httpx itself: not loaded until a request is under way, then working as usual.
 """
 
 from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -93,3 +100,54 @@ async def test_an_owner_closes_its_client_when_its_block_ends() -> None:
     assert client.is_closed
     with pytest.raises(RuntimeError, match="^the owner is closed$"):
         owner._http_client.get()
+
+
+# Run in a fresh interpreter: this one imported httpx long ago. It prints whether httpx was
+# loaded after the tools were listed and a local tool ran, then after a request was made.
+_FIRST_USE_SCRIPT = """
+import sys, anyio
+from mcp import Client
+from hailuo_mcp.config import Settings
+from hailuo_mcp.server import build_server
+
+def loaded() -> bool:
+    return type(sys.modules.get("httpx")).__name__ == "module"
+
+async def main() -> None:
+    async with Client(build_server(Settings.from_env())) as client:
+        await client.list_tools()
+        await client.call_tool("estimate_cost", {})
+        print("after local work:", loaded())
+        result = await client.call_tool("get_task", {"task_id": "abc-123"})
+        print("after a request:", loaded())
+        print(result.content[0].text)
+
+anyio.run(main)
+"""
+
+
+def test_httpx_is_loaded_only_once_a_request_is_made_and_then_works(tmp_path: Path) -> None:
+    with socket.socket() as closed:  # a loopback port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env = {
+        **os.environ,
+        "PIAPI_API_KEY": "test-key",
+        "PIAPI_BASE_URL": f"http://127.0.0.1:{port}",
+        "HAILUO_OUTPUT_DIR": str(tmp_path / "videos"),
+        "HAILUO_STATE_DIR": str(tmp_path / "state"),
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", _FIRST_USE_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    lines = run.stdout.splitlines()
+    assert lines[:2] == ["after local work: False", "after a request: True"]
+    # The refused connection is mapped by httpx's own exception classes, loaded late.
+    answer = "\n".join(lines[2:])
+    assert "upstream_unavailable" in answer and "ConnectError" in answer, answer
+    assert "task_id: abc-123" in answer
