@@ -23,17 +23,22 @@ from hailuo_mcp.callers import LOCAL, Caller
 from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import (
     HailuoError,
-    InputError,
     StorageError,
 )
-from hailuo_mcp.filenames import safe_name
 from hailuo_mcp.history import TimingHistory
 from hailuo_mcp.leases import LeaseKeeper
 from hailuo_mcp.ledger import TaskLedger, TaskRecord
-from hailuo_mcp.models import Task, TaskStatus, VideoRequest, is_valid_task_id
+from hailuo_mcp.models import Task, TaskStatus, VideoRequest
 from hailuo_mcp.piapi import PiAPIClient, missing_key_error
 from hailuo_mcp.placement import place_on_schedule
-from hailuo_mcp.prepare import ImageCheck, Prepared, prepare, price_of
+from hailuo_mcp.prepare import (
+    ImageCheck,
+    Prepared,
+    check_task_id,
+    checked_file_name,
+    prepare,
+    price_of,
+)
 from hailuo_mcp.progress import Progress, silent
 from hailuo_mcp.results import VideoResult
 from hailuo_mcp.saving import Downloader, VideoSaver
@@ -130,11 +135,7 @@ class VideoService:
         progress = progress or silent()
         self._require_upstream()
         price = price_of(request, self._settings)
-        if file_name is not None and (file_name := safe_name(file_name)) is None:
-            raise InputError(
-                "filename: nothing usable is left once folders and unsafe characters are "
-                "removed; give a plain name such as fox-in-autumn.mp4"
-            )
+        file_name = checked_file_name(file_name)
         owner = self.owner
         if not allow_duplicate and (earlier := await self._guard.duplicate_of(request, owner)):
             return await self._same_as(earlier, wait_seconds, progress)
@@ -173,11 +174,7 @@ class VideoService:
         """
         progress = progress or silent()
         self._settings.check()
-        if not is_valid_task_id(task_id):
-            raise InputError(
-                "task_id must be a PiAPI task id (letters, digits, '-' and '_', at most 128 "
-                "characters)"
-            )
+        check_task_id(task_id)
         known = await self._ledger.get(task_id)
         if known is not None and known.owner != self.owner:
             raise not_yours(task_id)

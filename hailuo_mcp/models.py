@@ -17,6 +17,8 @@ PROMPT_MAX_CHARS = 2000
 # A task id is only ever used as an URL segment and a file name: allow nothing that walks paths.
 TASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
 _TASK_ID_RE = re.compile(TASK_ID_PATTERN)
+# The same rule in words, for the errors that refuse an id.
+TASK_ID_RULE = "letters, digits, '-' and '_' (a letter or digit first), at most 128 characters"
 # C0 controls other than tab, newline and carriage return, plus DEL: never meaningful in a prompt.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -216,5 +218,7 @@ def validation_message(exc: ValidationError) -> str:
             message = "is required"
         elif error["type"] == "extra_forbidden":
             message = "is not a parameter of this tool"
+        elif error["type"] == "string_pattern_mismatch" and field == "task_id":
+            message = f"must be a PiAPI task id ({TASK_ID_RULE})"  # words, not the regex
         lines.append(message if field in message else f"{field}: {message}")
     return "\n".join(dict.fromkeys(lines))

@@ -18,7 +18,8 @@ from pydantic import ValidationError
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import ConfigurationError, InputError
-from hailuo_mcp.models import VideoRequest, validation_message
+from hailuo_mcp.filenames import safe_name
+from hailuo_mcp.models import TASK_ID_RULE, VideoRequest, is_valid_task_id, validation_message
 from hailuo_mcp.pricing import Estimate, estimate
 from hailuo_mcp.progress import Progress
 
@@ -62,6 +63,24 @@ def build_request(
         )
     except ValidationError as exc:
         raise InputError(validation_message(exc)) from exc
+
+
+def checked_file_name(file_name: str | None) -> str | None:
+    """The file name to save under, stripped of folders and unsafe characters; None: the default."""
+    if file_name is None:
+        return None
+    if (safe := safe_name(file_name)) is None:
+        raise InputError(
+            "filename: nothing usable is left once folders and unsafe characters are "
+            "removed; give a plain name such as fox-in-autumn.mp4"
+        )
+    return safe
+
+
+def check_task_id(task_id: str) -> None:
+    """Refuse an id that is not a PiAPI task id before it reaches a URL or the ledger."""
+    if not is_valid_task_id(task_id):
+        raise InputError(f"task_id must be a PiAPI task id ({TASK_ID_RULE})")
 
 
 def price_of(request: VideoRequest, settings: Settings) -> Estimate:

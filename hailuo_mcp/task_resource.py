@@ -41,7 +41,7 @@ from hailuo_mcp.digests import (
 )
 from hailuo_mcp.errors import HailuoError
 from hailuo_mcp.ledger.records import TaskRecord
-from hailuo_mcp.models import is_valid_task_id
+from hailuo_mcp.models import TASK_ID_RULE, is_valid_task_id
 from hailuo_mcp.player import PART_META_KEY, VIDEO_PART_URI, parts_hint
 from hailuo_mcp.runtime import Runtime, runtime_of
 from hailuo_mcp.tool_results import VIDEO_URI, video_uri
@@ -70,9 +70,7 @@ async def _task_record(runtime: Runtime, request: Any, task_id: str) -> TaskReco
     context (`request`): the one place that limits reads to the caller's own tasks.
     """
     if not is_valid_task_id(task_id):
-        raise ResourceNotFoundError(
-            "task_id: not a task id (letters, digits, '_' and '-', at most 128 characters)"
-        )
+        raise ResourceNotFoundError(f"task_id: not a task id ({TASK_ID_RULE})")
     try:
         # The caller's own tasks only: another's is as unknown as a task never made.
         service = runtime.service.for_caller(caller_of(request))

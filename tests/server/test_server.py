@@ -283,7 +283,17 @@ async def test_a_path_like_task_id_is_refused_before_any_upstream_call(
 ) -> None:
     result = await client.call_tool("get_task", {"task_id": "../../etc/passwd"})
     assert result.is_error and "task_id" in text_of(result)
+    assert "at most 128 characters" in text_of(result)  # the rule, not only the field
     assert emulator.gets() == 0
+
+
+async def test_a_filename_with_nothing_usable_is_refused_before_anything_is_paid(
+    client: Client, emulator: Emulator
+) -> None:
+    result = await client.call_tool("generate_video", {"prompt": "x", "filename": "../../"})
+    assert result.is_error and "filename" in text_of(result)
+    assert "plain name" in text_of(result)
+    assert emulator.creates() == 0
 
 
 async def test_get_task_adopts_a_task_created_elsewhere(
