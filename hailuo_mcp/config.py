@@ -47,7 +47,8 @@ def absolute(path: Path) -> Path:
 class ConfigProblem(BaseModel):
     """One environment variable whose value was refused, and the rule it broke."""
 
-    model_config = ConfigDict(frozen=True)
+    # Built when a value is refused, not at every start.
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     variable: str
     rule: str

@@ -14,7 +14,7 @@ from typing import Any
 
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult
 from mcp.types import CallToolResult, TextContent
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import ConfirmationUnavailableError, InputError
@@ -28,15 +28,22 @@ from hailuo_mcp.tool_results import error_result
 class SpendConfirmation(BaseModel):
     """The form the user answers."""
 
+    # These three are built when first asked for: most calls ask nothing.
+    model_config = ConfigDict(defer_build=True)
+
     confirm: bool = Field(title="Create and pay for this video", description="Yes to go ahead")
 
 
 class NoQuestion(BaseModel):
     """Nothing to ask: below the threshold, no threshold, or arguments the tool refuses."""
 
+    model_config = ConfigDict(defer_build=True)
+
 
 class CannotAsk(BaseModel):
     """A question was due, but the client declared no form elicitation."""
+
+    model_config = ConfigDict(defer_build=True)
 
     price_usd: float
     threshold_usd: float
