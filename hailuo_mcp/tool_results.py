@@ -15,7 +15,7 @@ from hailuo_mcp.errors import HailuoError
 from hailuo_mcp.ledger import TaskRecord
 from hailuo_mcp.models import TaskStatus
 from hailuo_mcp.player import player_hints
-from hailuo_mcp.poster import Poster, poster_for
+from hailuo_mcp.poster import Poster
 from hailuo_mcp.poster_jobs import PosterMaker
 from hailuo_mcp.results import TaskSummary, VideoResult
 from hailuo_mcp.runtime import Runtime
@@ -126,12 +126,13 @@ def _video_text(result: VideoResult) -> str:
 
 
 async def video_answer(
-    result: VideoResult, *, for_player: bool, posters: PosterMaker | None = None
+    result: VideoResult, *, for_player: bool, posters: PosterMaker | None
 ) -> CallToolResult:
     """`video_result` with the poster frame, and the player's hints for a client with Apps.
 
-    The poster is made once per video (poster.py) and skipped without the preview extra; a
-    client without MCP Apps gets no player hints, so its result is as before the player.
+    The poster is made once per video by `posters` (at most two at once, waited for within a
+    budget: poster_jobs.py); none without the preview extra, or without `posters`. A client
+    without MCP Apps gets no player hints, so its result is as before the player.
     """
     poster: Poster | None = None
     pending = False
@@ -140,8 +141,6 @@ async def video_answer(
         path = Path(result.video_path)
         if posters is not None:
             poster, pending = await posters.poster(path)
-        else:
-            poster = await poster_for(path)
         if for_player:
             try:
                 size, digest = path.stat().st_size, await sha256_of(path)

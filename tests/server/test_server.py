@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from mcp.types import BlobResourceContents, CallToolResult, ResourceLink, TextCo
 from hailuo_mcp.config import Settings
 from hailuo_mcp.emulator import Emulator, Fault
 from hailuo_mcp.ledger import open_ledger_sync
+from hailuo_mcp.runtime import WORKER_THREADS
 from hailuo_mcp.server import build_server
 from tests.support import KEY, MakeEmulator, error_of, make_settings, sample_png
 
@@ -532,3 +535,26 @@ async def test_the_server_reports_the_package_version(settings: Settings) -> Non
     async with Client(build_server(settings), mode="legacy") as legacy:
         info = legacy.server_info
     assert info is not None and info.version == __version__ != "0.0.0+unknown"
+
+
+async def test_blocking_file_work_runs_on_at_most_eight_threads_while_the_server_runs(
+    client: Client,
+) -> None:
+    # anyio's default is 40 threads; each adds a stack and a malloc arena for nothing on a
+    # small machine. Twenty jobs at once in the server's loop: no more than eight run together.
+    running = peak = 0
+    count = threading.Lock()
+
+    def job() -> None:
+        nonlocal running, peak
+        with count:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with count:
+            running -= 1
+
+    async with anyio.create_task_group() as group:
+        for _ in range(20):
+            group.start_soon(anyio.to_thread.run_sync, job)
+    assert peak == WORKER_THREADS == 8
