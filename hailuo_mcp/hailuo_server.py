@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,10 +32,9 @@ from pydantic import ValidationError
 
 from hailuo_mcp.branding import server_icons
 from hailuo_mcp.callers import caller_of
-from hailuo_mcp.config import Settings
 from hailuo_mcp.errors import HailuoError, InputError
 from hailuo_mcp.models import TaskStatus, validation_message
-from hailuo_mcp.progress import Progress, reporting
+from hailuo_mcp.progress import Progress, reporting, silent
 from hailuo_mcp.results import VideoResult
 from hailuo_mcp.runtime import Runtime
 from hailuo_mcp.task_resource import read_video_resource, served_path
@@ -84,9 +83,14 @@ def service_for(runtime: Runtime, ctx: Any) -> VideoService:
     return runtime.service.for_caller(caller_of(ctx.request_context))
 
 
-@asynccontextmanager
-async def progress_for(ctx: Context, settings: Settings) -> AsyncIterator[Progress]:
-    async with reporting(ctx.report_progress, interval=settings.progress_interval) as progress:
+@contextmanager
+def progress_for(ctx: Context, runtime: Runtime) -> Iterator[Progress]:
+    """This call's progress, sent by the server's clock (none if the runtime did not open)."""
+    if runtime.progress_clock is None:
+        yield silent()
+        return
+    interval = runtime.settings.progress_interval
+    with reporting(runtime.progress_clock, ctx.report_progress, interval=interval) as progress:
         yield progress
 
 

@@ -30,6 +30,7 @@ from hailuo_mcp.ledger import TaskRecord
 from hailuo_mcp.ledger.factory import open_ledger
 from hailuo_mcp.piapi import PiAPIClient
 from hailuo_mcp.poster_jobs import PosterMaker
+from hailuo_mcp.progress import ProgressClock
 from hailuo_mcp.spending import wall_clock
 from hailuo_mcp.tracking import Tracker
 from hailuo_mcp.webhooks import WebhookInbox, load_or_create_secret, webhook_endpoint
@@ -55,6 +56,8 @@ class Runtime:
     served: Settings | None = None
     # Poster frames, made in the task group and waited for within a budget (poster_jobs.py).
     posters: PosterMaker | None = None
+    # Sends every call's progress (progress.py); runs in the task group.
+    progress_clock: ProgressClock | None = None
 
     @property
     def service(self) -> VideoService:
@@ -163,6 +166,8 @@ async def _open(
     # server's key: tasks paid with a caller's own key wait for a webhook or their owner).
     take_over = settings.resume_on_start and settings.api_key is not None
     group.start_soon(partial(leases.run, take_over=take_over), follow)
+    progress_clock = ProgressClock()
+    group.start_soon(progress_clock.run)
     return Runtime(
         given,
         service,
@@ -170,6 +175,7 @@ async def _open(
         tracker=tracker,
         served=settings,
         posters=PosterMaker(group),
+        progress_clock=progress_clock,
     )
 
 

@@ -213,7 +213,7 @@ def build_server(
             )
         except InputError as exc:
             return await error_result(exc, runtime)
-        async with progress_for(ctx, settings) as progress:
+        with progress_for(ctx, runtime) as progress:
             return await answer_call(
                 runtime,
                 lambda service: service.generate(
@@ -260,7 +260,7 @@ def build_server(
         progress) until the task ends or the time is up.
         """
         runtime = runtime_of(ctx)
-        async with progress_for(ctx, settings) as progress:
+        with progress_for(ctx, runtime) as progress:
             return await answer_call(
                 runtime,
                 lambda service: service.lookup(

@@ -12,7 +12,7 @@ from mcp import Client
 
 from hailuo_mcp.config import Settings
 from hailuo_mcp.emulator import Emulator, Fault
-from hailuo_mcp.progress import Progress
+from hailuo_mcp.progress import ProgressClock
 from hailuo_mcp.server import build_server
 from tests.support import make_settings, text_of
 
@@ -110,9 +110,10 @@ async def test_the_ticker_repeats_the_latest_state_until_it_changes() -> None:
     async def send(progress: float, total: float | None, message: str) -> None:
         sent.append((progress, message))
 
-    progress = Progress(send, interval=0.05)
+    clock = ProgressClock()
     async with anyio.create_task_group() as group:
-        group.start_soon(progress.tick_forever)
+        group.start_soon(clock.run)
+        progress = clock.start(send, interval=0.05)
         progress.say("checking the image")
         await anyio.sleep(0.18)
         progress.follow("task-1", "pending", expected_s=10.0)
@@ -124,3 +125,88 @@ async def test_the_ticker_repeats_the_latest_state_until_it_changes() -> None:
     assert any(m.startswith("pending · ") and "task task-1" in m for m in messages)
     assert messages[-1] == "saved" and sent[-1][0] == 100.0
     assert [p for p, _ in sent] == sorted({p for p, _ in sent})
+
+
+class Sends:
+    """What one call's progress sent; a send can be made to hang or to fail."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.hang = False
+        self.fail = False
+        self.released = anyio.Event()
+
+    async def __call__(self, progress: float, total: float | None, message: str) -> None:
+        if self.fail:
+            raise RuntimeError("a broken transport")
+        if self.hang:
+            await self.released.wait()
+        self.sent.append(message)
+
+
+async def test_one_call_whose_client_hangs_does_not_delay_another_call_s_progress() -> None:
+    clock = ProgressClock()
+    stuck, fine = Sends(), Sends()
+    stuck.hang = True
+    async with anyio.create_task_group() as group:
+        group.start_soon(clock.run)
+        first = clock.start(stuck, interval=0.05)
+        second = clock.start(fine, interval=0.05)
+        first.say("creating the task")  # its send never returns
+        second.say("processing")
+        await anyio.sleep(0.3)
+        assert fine.sent.count("processing") >= 4 and stuck.sent == []
+        first.close()
+        second.close()
+        group.cancel_scope.cancel()
+
+
+async def test_a_change_during_a_send_is_sent_when_that_send_ends() -> None:
+    clock = ProgressClock()
+    slow = Sends()
+    slow.hang = True
+    async with anyio.create_task_group() as group:
+        group.start_soon(clock.run)
+        progress = clock.start(slow, interval=10.0)  # no repeats: only changes are sent
+        progress.say("pending")
+        await anyio.sleep(0.05)
+        progress.say("processing")  # while "pending" is still being sent
+        slow.hang = False
+        slow.released.set()
+        with anyio.fail_after(2):
+            while slow.sent != ["pending", "processing"]:
+                await anyio.sleep(0.01)
+        progress.close()
+        group.cancel_scope.cancel()
+
+
+async def test_closing_stops_a_send_in_flight_and_every_later_one() -> None:
+    clock = ProgressClock()
+    sends = Sends()
+    sends.hang = True
+    async with anyio.create_task_group() as group:
+        group.start_soon(clock.run)
+        progress = clock.start(sends, interval=0.02)
+        progress.say("processing")
+        await anyio.sleep(0.05)
+        progress.close()  # the call returned while its send hung
+        sends.hang = False
+        sends.released.set()
+        await anyio.sleep(0.15)
+        group.cancel_scope.cancel()
+    assert sends.sent == []
+
+
+async def test_a_send_that_fails_ends_that_call_s_progress_only() -> None:
+    clock = ProgressClock()
+    broken, fine = Sends(), Sends()
+    broken.fail = True
+    async with anyio.create_task_group() as group:
+        group.start_soon(clock.run)
+        clock.start(broken, interval=0.02).say("pending")
+        other = clock.start(fine, interval=0.02)
+        other.say("processing")
+        await anyio.sleep(0.15)
+        assert fine.sent.count("processing") >= 3
+        other.close()
+        group.cancel_scope.cancel()
