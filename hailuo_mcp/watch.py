@@ -4,7 +4,7 @@
 or another replica can publish too), and every wait on that task wakes at once. `TaskNews.follow`
 gives one wait its `TaskFeed`: `next()` returns the next snapshot, from news or from its own
 poll, whichever comes first, or None when the budget is spent. When to poll is the pure
-decision of `PollSchedule`; progress is its own ticker (progress.py), so nothing here stalls it.
+decision of `PollSchedule`; progress has its own clock (progress.py), so nothing here stalls it.
 """
 
 from __future__ import annotations
