@@ -14,35 +14,40 @@ from here, and touches it only once a request is under way.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import importlib
+import threading
 from collections.abc import Callable
 from http.cookiejar import CookieJar
 from types import ModuleType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from hailuo_mcp.config import Settings
 
 
-def _deferred_import(name: str) -> ModuleType:
-    """The module `name`, loaded at its first attribute access (the stdlib's LazyLoader)."""
-    if (loaded := sys.modules.get(name)) is not None:
-        return loaded
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"{name} is not installed", name=name)
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    return module
+class _Deferred(ModuleType):
+    """Stands for a module until its first attribute access imports it.
+
+    Not the stdlib's LazyLoader, whose Python 3.11 version is not safe for two threads touching
+    the module at once (the demo's emulator runs in a thread of its own); and nothing is put in
+    `sys.modules`, so any other `import httpx` is an ordinary one.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._deferred_lock = threading.Lock()
+
+    def __getattr__(self, attr: str) -> Any:
+        # Reached only for names not yet copied in: after the import, lookups find them directly.
+        with self._deferred_lock:
+            module = importlib.import_module(self.__name__)
+            self.__dict__.update(module.__dict__)
+        return getattr(module, attr)
 
 
 if TYPE_CHECKING:
     import httpx as httpx
 else:
-    httpx = _deferred_import("httpx")
+    httpx = _Deferred("httpx")
 
 USER_AGENT = "hailuo-mcp"
 

@@ -151,3 +151,36 @@ def test_httpx_is_loaded_only_once_a_request_is_made_and_then_works(tmp_path: Pa
     answer = "\n".join(lines[2:])
     assert "upstream_unavailable" in answer and "ConnectError" in answer, answer
     assert "task_id: abc-123" in answer
+
+
+_THREADS_SCRIPT = """
+import sys, threading
+from hailuo_mcp.http_clients import _Deferred
+
+wave = _Deferred("wave")  # a module nothing else here imports
+assert "wave" not in sys.modules
+start = threading.Barrier(8)
+seen = []
+
+def touch() -> None:
+    start.wait()
+    seen.append(wave.Wave_read)
+
+threads = [threading.Thread(target=touch) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(len(seen), all(found is sys.modules["wave"].Wave_read for found in seen))
+"""
+
+
+def test_threads_touching_a_deferred_module_at_once_all_get_the_one_module() -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", _THREADS_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert run.stdout.split() == ["8", "True"]
