@@ -103,10 +103,11 @@ class Progress:
 
     async def finish(self, message: str) -> None:
         """The last notification (100 %); nothing is sent after it."""
-        if self.enabled:
-            self._stop_sending()
-            await self._deliver(100.0, message)
-        self._closed = True
+        if not self.enabled:
+            return
+        self._closed = True  # from here on the clock sends nothing, even if this send hangs
+        self._stop_sending()
+        await self._deliver(100.0, message)
 
     def close(self) -> None:
         """Send nothing more (the call ended, or was cancelled)."""
@@ -165,8 +166,6 @@ class Progress:
 
     async def _deliver(self, percent: float, message: str) -> None:
         assert self._send is not None
-        if self._closed:
-            return
         self._percent = percent
         self._last_sent = time.monotonic()
         try:

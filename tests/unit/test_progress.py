@@ -210,3 +210,20 @@ async def test_a_send_that_fails_ends_that_call_s_progress_only() -> None:
         assert fine.sent.count("processing") >= 3
         other.close()
         group.cancel_scope.cancel()
+
+
+async def test_finishing_while_a_send_hangs_makes_the_result_s_notification_the_last() -> None:
+    clock = ProgressClock()
+    sends = Sends()
+    sends.hang = True
+    async with anyio.create_task_group() as group:
+        group.start_soon(clock.run)
+        progress = clock.start(sends, interval=0.02)
+        progress.say("processing")  # this send hangs
+        await anyio.sleep(0.05)
+        sends.hang = False
+        await progress.finish("saved")
+        sends.released.set()  # had the hung send survived, it would now arrive after "saved"
+        await anyio.sleep(0.15)  # several intervals
+        group.cancel_scope.cancel()
+    assert sends.sent == ["saved"]
