@@ -21,10 +21,7 @@ import anyio
 from hailuo_mcp.answers import answer, ended_answer, failed_error, not_yours
 from hailuo_mcp.callers import LOCAL, Caller
 from hailuo_mcp.config import Settings
-from hailuo_mcp.errors import (
-    HailuoError,
-    StorageError,
-)
+from hailuo_mcp.errors import HailuoError, StorageError
 from hailuo_mcp.history import TimingHistory
 from hailuo_mcp.leases import LeaseKeeper
 from hailuo_mcp.ledger import TaskLedger, TaskRecord

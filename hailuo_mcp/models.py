@@ -211,14 +211,15 @@ def _rule(message: str) -> str:
 def validation_message(exc: ValidationError) -> str:
     """One line per broken rule, naming the field; never echoes the (possibly huge) input."""
     lines = []
-    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+    # The context is read for the broken pattern only; neither it nor the input is echoed.
+    for error in exc.errors(include_input=False, include_url=False):
         field = ".".join(str(x) for x in error["loc"]) or "request"
         message = _rule(str(error["msg"]))
         if error["type"] == "missing":
             message = "is required"
         elif error["type"] == "extra_forbidden":
             message = "is not a parameter of this tool"
-        elif error["type"] == "string_pattern_mismatch" and field == "task_id":
+        elif (error.get("ctx") or {}).get("pattern") == TASK_ID_PATTERN:
             message = f"must be a PiAPI task id ({TASK_ID_RULE})"  # words, not the regex
         lines.append(message if field in message else f"{field}: {message}")
     return "\n".join(dict.fromkeys(lines))

@@ -4,6 +4,8 @@ comes without near-duplicate pairs, and it stops when the call ends or is cancel
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -110,16 +112,13 @@ async def test_the_ticker_repeats_the_latest_state_until_it_changes() -> None:
     async def send(progress: float, total: float | None, message: str) -> None:
         sent.append((progress, message))
 
-    clock = ProgressClock()
-    async with anyio.create_task_group() as group:
-        group.start_soon(clock.run)
+    async with running_clock() as clock:
         progress = clock.start(send, interval=0.05)
         progress.say("checking the image")
         await anyio.sleep(0.18)
         progress.follow("task-1", "pending", expected_s=10.0)
         await anyio.sleep(0.08)
         await progress.finish("saved")
-        group.cancel_scope.cancel()
     messages = [m for _, m in sent]
     assert messages[0] == "checking the image" and messages.count("checking the image") >= 3
     assert any(m.startswith("pending · ") and "task task-1" in m for m in messages)
@@ -130,10 +129,10 @@ async def test_the_ticker_repeats_the_latest_state_until_it_changes() -> None:
 class Sends:
     """What one call's progress sent; a send can be made to hang or to fail."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, hang: bool = False, fail: bool = False) -> None:
         self.sent: list[str] = []
-        self.hang = False
-        self.fail = False
+        self.hang = hang
+        self.fail = fail
         self.released = anyio.Event()
 
     async def __call__(self, progress: float, total: float | None, message: str) -> None:
@@ -144,12 +143,19 @@ class Sends:
         self.sent.append(message)
 
 
-async def test_one_call_whose_client_hangs_does_not_delay_another_call_s_progress() -> None:
+@asynccontextmanager
+async def running_clock() -> AsyncIterator[ProgressClock]:
+    """A ProgressClock whose task runs for the block, as the server's lifespan runs it."""
     clock = ProgressClock()
-    stuck, fine = Sends(), Sends()
-    stuck.hang = True
     async with anyio.create_task_group() as group:
         group.start_soon(clock.run)
+        yield clock
+        group.cancel_scope.cancel()
+
+
+async def test_one_call_whose_client_hangs_does_not_delay_another_call_s_progress() -> None:
+    stuck, fine = Sends(hang=True), Sends()
+    async with running_clock() as clock:
         first = clock.start(stuck, interval=0.05)
         second = clock.start(fine, interval=0.05)
         first.say("creating the task")  # its send never returns
@@ -158,15 +164,11 @@ async def test_one_call_whose_client_hangs_does_not_delay_another_call_s_progres
         assert fine.sent.count("processing") >= 4 and stuck.sent == []
         first.close()
         second.close()
-        group.cancel_scope.cancel()
 
 
 async def test_a_change_during_a_send_is_sent_when_that_send_ends() -> None:
-    clock = ProgressClock()
-    slow = Sends()
-    slow.hang = True
-    async with anyio.create_task_group() as group:
-        group.start_soon(clock.run)
+    slow = Sends(hang=True)
+    async with running_clock() as clock:
         progress = clock.start(slow, interval=10.0)  # no repeats: only changes are sent
         progress.say("pending")
         await anyio.sleep(0.05)
@@ -177,15 +179,11 @@ async def test_a_change_during_a_send_is_sent_when_that_send_ends() -> None:
             while slow.sent != ["pending", "processing"]:
                 await anyio.sleep(0.01)
         progress.close()
-        group.cancel_scope.cancel()
 
 
 async def test_closing_stops_a_send_in_flight_and_every_later_one() -> None:
-    clock = ProgressClock()
-    sends = Sends()
-    sends.hang = True
-    async with anyio.create_task_group() as group:
-        group.start_soon(clock.run)
+    sends = Sends(hang=True)
+    async with running_clock() as clock:
         progress = clock.start(sends, interval=0.02)
         progress.say("processing")
         await anyio.sleep(0.05)
@@ -193,31 +191,23 @@ async def test_closing_stops_a_send_in_flight_and_every_later_one() -> None:
         sends.hang = False
         sends.released.set()
         await anyio.sleep(0.15)
-        group.cancel_scope.cancel()
     assert sends.sent == []
 
 
 async def test_a_send_that_fails_ends_that_call_s_progress_only() -> None:
-    clock = ProgressClock()
-    broken, fine = Sends(), Sends()
-    broken.fail = True
-    async with anyio.create_task_group() as group:
-        group.start_soon(clock.run)
+    broken, fine = Sends(fail=True), Sends()
+    async with running_clock() as clock:
         clock.start(broken, interval=0.02).say("pending")
         other = clock.start(fine, interval=0.02)
         other.say("processing")
         await anyio.sleep(0.15)
         assert fine.sent.count("processing") >= 3
         other.close()
-        group.cancel_scope.cancel()
 
 
 async def test_finishing_while_a_send_hangs_makes_the_result_s_notification_the_last() -> None:
-    clock = ProgressClock()
-    sends = Sends()
-    sends.hang = True
-    async with anyio.create_task_group() as group:
-        group.start_soon(clock.run)
+    sends = Sends(hang=True)
+    async with running_clock() as clock:
         progress = clock.start(sends, interval=0.02)
         progress.say("processing")  # this send hangs
         await anyio.sleep(0.05)
@@ -225,5 +215,4 @@ async def test_finishing_while_a_send_hangs_makes_the_result_s_notification_the_
         await progress.finish("saved")
         sends.released.set()  # had the hung send survived, it would now arrive after "saved"
         await anyio.sleep(0.15)  # several intervals
-        group.cancel_scope.cancel()
     assert sends.sent == ["saved"]
