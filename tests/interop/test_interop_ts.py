@@ -152,6 +152,19 @@ def test_arguments_the_schema_rejects_are_invalid_input_results_naming_the_field
     assert emulator.creates() == 0
 
 
+def test_a_path_like_task_id_is_an_invalid_input_result_stating_the_rule(
+    emulator: Emulator, tmp_path: Path, connect: Connect
+) -> None:
+    answer = call(
+        connect(server_env(emulator, tmp_path)), "get_task", {"task_id": "../../etc/passwd"}
+    )
+
+    text = assert_error_result(answer, "get_task", "invalid_input")
+    assert "task_id" in text and "at most 128 characters" in text, text
+    assert "[A-Za-z0-9]" not in text  # the rule in words, not the schema's regex
+    assert emulator.gets() == 0
+
+
 def test_an_unknown_task_id_is_a_task_not_found_result(
     emulator: Emulator, tmp_path: Path, connect: Connect
 ) -> None:
